@@ -1,0 +1,75 @@
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The claims of an authd access token (RFC 9068 profile).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Issuer.
+    pub iss: String,
+    /// The user id (a UUID).
+    pub sub: String,
+    /// Audiences; one string on the wire when there is one.
+    #[serde(serialize_with = "ser_aud", deserialize_with = "de_aud")]
+    pub aud: Vec<String>,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: i64,
+    /// Issued at, seconds since the Unix epoch.
+    pub iat: i64,
+    /// Not before, seconds since the Unix epoch.
+    pub nbf: i64,
+    /// Unique token id.
+    pub jti: String,
+    /// Session id: every token of one login shares it; revoking the session refuses them all.
+    pub sid: String,
+    /// The user's name as registered (normalised).
+    pub username: String,
+    /// Roles granted to the user.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+fn ser_aud<S: Serializer>(aud: &[String], s: S) -> Result<S::Ok, S::Error> {
+    match aud {
+        [one] => s.serialize_str(one),
+        many => many.serialize(s),
+    }
+}
+
+fn de_aud<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audience_is_a_string_when_single_and_accepted_as_either_form() {
+        let c = Claims {
+            iss: "i".into(),
+            sub: "s".into(),
+            aud: vec!["a".into()],
+            exp: 2,
+            iat: 1,
+            nbf: 1,
+            jti: "j".into(),
+            sid: "d".into(),
+            username: "u".into(),
+            roles: vec![],
+        };
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["aud"], "a");
+        let mut arr = json.clone();
+        arr["aud"] = serde_json::json!(["a", "b"]);
+        let back: Claims = serde_json::from_value(arr).unwrap();
+        assert_eq!(back.aud, vec!["a", "b"]);
+    }
+}

@@ -1,0 +1,111 @@
+//! gRPC handlers: proto in, domain call, proto out. Thin on purpose.
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use crate::auth::{self, Auth};
+use crate::proto::auth_service_server::AuthService;
+use crate::proto::{
+    Claims, GetJwksRequest, GetJwksResponse, IssueRequest, RefreshRequest, RegisterRequest,
+    RegisterResponse, RevokeRequest, RevokeResponse, TokenPair, ValidateRequest, ValidateResponse,
+};
+
+mod status;
+
+pub use status::ERROR_DOMAIN;
+
+/// The `authd.v1.AuthService` implementation.
+#[derive(Debug, Clone)]
+pub struct AuthApi {
+    auth: Arc<Auth>,
+}
+
+impl AuthApi {
+    pub fn new(auth: Arc<Auth>) -> Self {
+        Self { auth }
+    }
+}
+
+fn pair(p: auth::TokenPair) -> TokenPair {
+    TokenPair {
+        access_token: p.access_token,
+        refresh_token: p.refresh_token,
+        token_type: "Bearer".into(),
+        expires_in: p.expires_in,
+        refresh_expires_in: p.refresh_expires_in,
+    }
+}
+
+#[tonic::async_trait]
+impl AuthService for AuthApi {
+    async fn register(
+        &self,
+        request: Request<RegisterRequest>,
+    ) -> Result<Response<RegisterResponse>, Status> {
+        let r = request.into_inner();
+        let id = self.auth.register(&r.username, r.password).await?;
+        Ok(Response::new(RegisterResponse {
+            user_id: id.to_string(),
+        }))
+    }
+
+    async fn issue(&self, request: Request<IssueRequest>) -> Result<Response<TokenPair>, Status> {
+        let r = request.into_inner();
+        let p = self
+            .auth
+            .issue(&r.username, r.password, &r.audience)
+            .await?;
+        Ok(Response::new(pair(p)))
+    }
+
+    async fn validate(
+        &self,
+        request: Request<ValidateRequest>,
+    ) -> Result<Response<ValidateResponse>, Status> {
+        let r = request.into_inner();
+        let c = self.auth.validate(&r.token, &r.audience)?;
+        Ok(Response::new(ValidateResponse {
+            claims: Some(Claims {
+                sub: c.sub,
+                username: c.username,
+                roles: c.roles,
+                exp: c.exp,
+                iat: c.iat,
+                jti: c.jti,
+                sid: c.sid,
+                iss: c.iss,
+                aud: c.aud,
+            }),
+        }))
+    }
+
+    async fn refresh(
+        &self,
+        request: Request<RefreshRequest>,
+    ) -> Result<Response<TokenPair>, Status> {
+        let p = self
+            .auth
+            .refresh(&request.into_inner().refresh_token)
+            .await?;
+        Ok(Response::new(pair(p)))
+    }
+
+    async fn revoke(
+        &self,
+        request: Request<RevokeRequest>,
+    ) -> Result<Response<RevokeResponse>, Status> {
+        self.auth
+            .revoke(&request.into_inner().refresh_token)
+            .await?;
+        Ok(Response::new(RevokeResponse {}))
+    }
+
+    async fn get_jwks(
+        &self,
+        _request: Request<GetJwksRequest>,
+    ) -> Result<Response<GetJwksResponse>, Status> {
+        Ok(Response::new(GetJwksResponse {
+            jwks_json: self.auth.jwks_json(),
+        }))
+    }
+}

@@ -1,0 +1,107 @@
+//! The administrative commands: `authd migrate` and `authd user ...`, on the same
+//! database settings as the server.
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use authd::auth::{self, Username};
+use authd::config::{DatabaseArgs, UserCommand};
+use authd::password::Hasher;
+use authd::store::Store;
+use chrono::Utc;
+
+pub async fn migrate(db: DatabaseArgs) -> anyhow::Result<ExitCode> {
+    let store = Store::connect(&db.database_url)
+        .await
+        .context("cannot open the database")?;
+    store.migrate().await.context("migration failed")?;
+    println!("database is up to date");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn open(db: &DatabaseArgs) -> anyhow::Result<Store> {
+    Store::connect_and_migrate(&db.database_url)
+        .await
+        .context("cannot open the database")
+}
+
+pub async fn user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        UserCommand::Add { name, db } => {
+            let store = open(&db).await?;
+            let password = read_password()?;
+            // The argon2 policy comes from the same env vars as the server's.
+            let serve = authd::config::ServeArgs::from_env()?;
+            let hasher = Hasher::new(serve.argon2_m_kib, serve.argon2_t, serve.argon2_p)?;
+            let id = auth::create_user(&store, &hasher, &name, password).await?;
+            println!("{id}");
+        }
+        UserCommand::Disable { name, db } => set_disabled(&db, &name, true).await?,
+        UserCommand::Enable { name, db } => set_disabled(&db, &name, false).await?,
+        UserCommand::List { db } => {
+            let store = open(&db).await?;
+            println!("{:<36}  {:<8}  {:<25}  USERNAME", "ID", "STATE", "CREATED");
+            for u in store.list_users().await? {
+                let state = if u.disabled { "disabled" } else { "enabled" };
+                println!(
+                    "{:<36}  {:<8}  {:<25}  {}",
+                    u.id,
+                    state,
+                    u.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                    u.username
+                );
+            }
+        }
+        UserCommand::RevokeSessions { name, db } => {
+            let store = open(&db).await?;
+            let user = find(&store, &name).await?;
+            let n = store.revoke_user_sessions(user.id, Utc::now()).await?;
+            println!("revoked {n} session(s) of {}", user.username);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn find(store: &Store, name: &str) -> anyhow::Result<authd::store::users::User> {
+    let key = Username::parse(name)?;
+    match store.user_by_key(key.key()).await? {
+        Some(u) => Ok(u),
+        None => bail!("no user named {:?}", key.as_str()),
+    }
+}
+
+async fn set_disabled(db: &DatabaseArgs, name: &str, disabled: bool) -> anyhow::Result<()> {
+    let store = open(db).await?;
+    let key = Username::parse(name)?;
+    match store.set_user_disabled(key.key(), disabled).await? {
+        Some(u) if disabled => println!(
+            "disabled {} (running servers refuse their tokens within AUTHD_REVOCATION_REFRESH)",
+            u.username
+        ),
+        Some(u) => println!("enabled {}", u.username),
+        None => bail!("no user named {:?}", key.as_str()),
+    }
+    Ok(())
+}
+
+/// A password from a hidden prompt on a terminal, else the first line of standard input.
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Password (again): ")?;
+        if first != again {
+            bail!("the passwords do not match");
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok(password)
+}

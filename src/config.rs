@@ -1,0 +1,280 @@
+//! Every setting: a `--flag`, its `AUTHD_*` env twin and a default, validated once at start.
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+
+/// Command line of the `authd` binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "authd",
+    version,
+    about = "A standalone authentication service over gRPC"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve gRPC (the default when no subcommand is given).
+    Serve(Box<ServeArgs>),
+    /// Apply pending database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input (or a prompt), never argv.
+    Add {
+        name: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Disable a user: no more logins or refreshes, and Validate refuses their tokens.
+    Disable {
+        name: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        name: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// List users.
+    List {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// End every session of a user (log them out everywhere).
+    RevokeSessions {
+        name: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+/// Where the users live.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Database URL: `sqlite://PATH?mode=rwc` (embedded, WAL) or `postgres://USER@HOST/DB`.
+    #[arg(
+        long,
+        env = "AUTHD_DATABASE_URL",
+        default_value = "sqlite://authd.db?mode=rwc"
+    )]
+    pub database_url: SecretString,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Settings of `authd serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on for gRPC.
+    #[arg(long, env = "AUTHD_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+
+    /// HS256 shared secret (at least 32 bytes). Without it, authd signs with a key it
+    /// generates at first start and keeps in the database.
+    #[arg(long, env = "AUTHD_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<SecretString>,
+
+    /// `iss` of issued tokens, and the only issuer accepted.
+    #[arg(long, env = "AUTHD_ISSUER", default_value = "authd")]
+    pub issuer: String,
+
+    /// Default `aud` of issued tokens, and the audience Validate expects by default.
+    #[arg(long, env = "AUTHD_AUDIENCE", default_value = "authd")]
+    pub audience: String,
+
+    /// Access-token lifetime (humantime: 15m, 1h).
+    #[arg(long, env = "AUTHD_ACCESS_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub access_ttl: Duration,
+
+    /// Refresh-token idle lifetime: an unused refresh token dies after this.
+    #[arg(long, env = "AUTHD_REFRESH_TTL", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub refresh_ttl: Duration,
+
+    /// Absolute lifetime of a session (a login), however often it is refreshed.
+    #[arg(long, env = "AUTHD_SESSION_MAX_AGE", default_value = "90d", value_parser = humantime::parse_duration)]
+    pub session_max_age: Duration,
+
+    /// How long after it was spent the newest refresh token of a session may be presented
+    /// again for a fresh pair instead of revoking the session (0s: strict).
+    #[arg(long, env = "AUTHD_REFRESH_REUSE_GRACE", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub refresh_reuse_grace: Duration,
+
+    /// Whether anyone may call Register.
+    #[arg(long, env = "AUTHD_ALLOW_REGISTRATION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub allow_registration: bool,
+
+    /// argon2id memory cost in KiB.
+    #[arg(long, env = "AUTHD_ARGON2_M_KIB", default_value_t = 19456)]
+    pub argon2_m_kib: u32,
+
+    /// argon2id iterations.
+    #[arg(long, env = "AUTHD_ARGON2_T", default_value_t = 2)]
+    pub argon2_t: u32,
+
+    /// argon2id lanes.
+    #[arg(long, env = "AUTHD_ARGON2_P", default_value_t = 1)]
+    pub argon2_p: u32,
+
+    /// How often the view of revoked sessions and disabled users is reloaded from the
+    /// database: the longest another instance's revocation goes unseen by Validate here.
+    #[arg(long, env = "AUTHD_REVOCATION_REFRESH", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub revocation_refresh: Duration,
+
+    /// How often expired and spent refresh tokens and ended sessions are deleted.
+    #[arg(long, env = "AUTHD_CLEANUP_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub cleanup_interval: Duration,
+
+    /// How long ended sessions and dead refresh tokens are kept before deletion.
+    #[arg(long, env = "AUTHD_CLEANUP_RETENTION", default_value = "1d", value_parser = humantime::parse_duration)]
+    pub cleanup_retention: Duration,
+
+    /// Log format; default: pretty on a terminal, JSON otherwise. Filter with RUST_LOG.
+    #[arg(long, env = "AUTHD_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// A setting that cannot work; the message names it and says why, in one line.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {setting}: {reason}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub reason: String,
+}
+
+fn bad(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+impl ServeArgs {
+    /// The settings of `authd serve` with no flags: defaults and `AUTHD_*` variables.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        match Cli::try_parse_from(["authd", "serve"])?.command {
+            Some(Command::Serve(args)) => Ok(*args),
+            _ => Err(clap::Error::new(clap::error::ErrorKind::MissingSubcommand)),
+        }
+    }
+
+    /// Checks what clap's types cannot: relations between settings, minimum strengths.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(s) = &self.jwt_secret
+            && s.expose_secret().len() < 32
+        {
+            return Err(bad(
+                "AUTHD_JWT_SECRET",
+                "must be at least 32 bytes (generate one with `openssl rand -base64 48`)",
+            ));
+        }
+        if self.issuer.trim().is_empty() {
+            return Err(bad("AUTHD_ISSUER", "must not be empty"));
+        }
+        if self.audience.trim().is_empty() {
+            return Err(bad("AUTHD_AUDIENCE", "must not be empty"));
+        }
+        let secs = |d: Duration| d.as_secs();
+        if secs(self.access_ttl) < 1 {
+            return Err(bad("AUTHD_ACCESS_TTL", "must be at least 1s"));
+        }
+        if secs(self.refresh_ttl) < 1 {
+            return Err(bad("AUTHD_REFRESH_TTL", "must be at least 1s"));
+        }
+        if self.session_max_age < self.refresh_ttl.min(self.access_ttl) {
+            return Err(bad(
+                "AUTHD_SESSION_MAX_AGE",
+                "must not be shorter than the access-token lifetime",
+            ));
+        }
+        if self.revocation_refresh.is_zero() {
+            return Err(bad("AUTHD_REVOCATION_REFRESH", "must be more than 0s"));
+        }
+        if self.cleanup_interval.is_zero() {
+            return Err(bad("AUTHD_CLEANUP_INTERVAL", "must be more than 0s"));
+        }
+        argon2::Params::new(self.argon2_m_kib, self.argon2_t, self.argon2_p, None).map_err(
+            |e| {
+                bad(
+                    "AUTHD_ARGON2_M_KIB/AUTHD_ARGON2_T/AUTHD_ARGON2_P",
+                    e.to_string(),
+                )
+            },
+        )?;
+        // Durations must fit the i64 seconds of JWT claims and chrono arithmetic.
+        for (name, d) in [
+            ("AUTHD_ACCESS_TTL", self.access_ttl),
+            ("AUTHD_REFRESH_TTL", self.refresh_ttl),
+            ("AUTHD_SESSION_MAX_AGE", self.session_max_age),
+            ("AUTHD_REFRESH_REUSE_GRACE", self.refresh_reuse_grace),
+            ("AUTHD_CLEANUP_RETENTION", self.cleanup_retention),
+        ] {
+            if d.as_secs() > 100 * 365 * 24 * 3600 {
+                return Err(bad(name, "must be at most 100 years"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<ServeArgs, String> {
+        let mut v = vec!["authd", "serve"];
+        v.extend_from_slice(args);
+        match Cli::try_parse_from(v) {
+            Ok(Cli {
+                command: Some(Command::Serve(a)),
+            }) => a.validate().map(|_| *a).map_err(|e| e.to_string()),
+            Ok(_) => Err("not serve".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let d = ServeArgs::from_env().unwrap();
+        d.validate().unwrap();
+        assert_eq!(d.access_ttl, Duration::from_secs(900));
+        assert_eq!(d.refresh_ttl, Duration::from_secs(30 * 86400));
+        assert_eq!(d.argon2_m_kib, 19456);
+    }
+
+    #[test]
+    fn short_secret_is_refused_without_echoing_it() {
+        let err = parse(&["--jwt-secret", "tooshort-secret-value"]).unwrap_err();
+        assert!(err.contains("AUTHD_JWT_SECRET"), "{err}");
+        assert!(!err.contains("tooshort-secret-value"), "{err}");
+    }
+
+    #[test]
+    fn humantime_durations_parse_and_garbage_is_refused() {
+        assert_eq!(
+            parse(&["--access-ttl", "5m"]).unwrap().access_ttl,
+            Duration::from_secs(300)
+        );
+        assert!(parse(&["--access-ttl", "soon"]).is_err());
+        assert!(parse(&["--argon2-m-kib", "1"]).is_err());
+    }
+}

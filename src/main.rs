@@ -1,0 +1,70 @@
+//! The `authd` binary: parse the command line, set up logging, run the command.
+use std::process::ExitCode;
+
+use anyhow::Context;
+use authd::config::{Cli, Command, ServeArgs};
+use authd::server::Application;
+use clap::Parser;
+
+mod cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("authd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            // One clear line: the chain of causes, no backtrace.
+            eprintln!("authd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        None => serve(ServeArgs::from_env()?).await,
+        Some(Command::Serve(args)) => serve(*args).await,
+        Some(Command::Migrate(db)) => cli::migrate(db).await,
+        Some(Command::User(cmd)) => cli::user(cmd).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    authd::telemetry::init(args.log_format);
+    let app = Application::build(args).await.context("cannot start")?;
+    app.run_until(shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

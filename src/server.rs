@@ -1,0 +1,235 @@
+//! Wires the application: store, keys, hasher, use cases, gRPC services, health,
+//! reflection, limits, background tasks and graceful shutdown.
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::api::AuthApi;
+use crate::auth::{Auth, Policy, Revocations};
+use crate::config::{ConfigError, ServeArgs};
+use crate::password::{Hasher, PasswordError};
+use crate::proto::auth_service_server::AuthServiceServer;
+use crate::store::{Store, StoreError};
+use crate::telemetry::RpcTraceLayer;
+use crate::token::{KeyError, Tokens};
+
+/// Largest request message accepted; a larger one is refused before it is decoded.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Why authd could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot open the database: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("invalid argon2 parameters: {0}")]
+    Password(#[from] PasswordError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot read the revocation state: {0}")]
+    Auth(#[from] crate::auth::AuthError),
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A built, bound, not yet serving authd.
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    auth: Arc<Auth>,
+    store: Store,
+    settings: ServeArgs,
+}
+
+impl Application {
+    /// Validate settings, open and migrate the database, load keys, bind the listener.
+    pub async fn build(settings: ServeArgs) -> Result<Self, StartError> {
+        settings.validate()?;
+        let store = Store::connect_and_migrate(&settings.db.database_url).await?;
+        let tokens = Tokens::load(
+            &store,
+            settings.jwt_secret.as_ref(),
+            &settings.issuer,
+            &settings.audience,
+            settings.access_ttl,
+        )
+        .await?;
+        let hasher = Hasher::new(settings.argon2_m_kib, settings.argon2_t, settings.argon2_p)?;
+        let policy = Policy {
+            allow_registration: settings.allow_registration,
+            default_audience: settings.audience.clone(),
+            access_ttl: settings.access_ttl,
+            refresh_ttl: settings.refresh_ttl,
+            session_max_age: settings.session_max_age,
+            refresh_reuse_grace: settings.refresh_reuse_grace,
+        };
+        let auth = Arc::new(Auth::new(
+            store.clone(),
+            hasher,
+            tokens,
+            Arc::new(Revocations::default()),
+            policy,
+        ));
+        auth.reload_revocations().await?;
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: settings.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
+        Ok(Self {
+            listener,
+            addr,
+            auth,
+            store,
+            settings,
+        })
+    }
+
+    /// The bound address (the real port when the settings said port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serve until `shutdown` completes, then stop accepting, finish in-flight calls and
+    /// return.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+        let (reporter, health) = tonic_health::server::health_reporter();
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            // Lets grpcurl decode the google.rpc.ErrorInfo detail of refusals.
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| StartError::Config(bad_descriptor(e)))?;
+        // grpcurl 1.8 speaks only v1alpha.
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            // Lets grpcurl decode the google.rpc.ErrorInfo detail of refusals.
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .map_err(|e| StartError::Config(bad_descriptor(e)))?;
+        let api = AuthServiceServer::new(AuthApi::new(self.auth.clone()))
+            .max_decoding_message_size(MAX_REQUEST_BYTES);
+
+        set_health(&reporter, ServingStatus::Serving).await;
+        let tasks = [
+            spawn_revocation_reload(
+                self.auth.clone(),
+                reporter.clone(),
+                self.settings.revocation_refresh,
+            ),
+            spawn_cleanup(
+                self.auth.clone(),
+                self.settings.cleanup_interval,
+                self.settings.cleanup_retention,
+            ),
+        ];
+        tracing::info!(addr = %self.addr, "authd serving gRPC");
+
+        let signal = {
+            let reporter = reporter.clone();
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: refusing new calls, finishing in-flight ones");
+                set_health(&reporter, ServingStatus::NotServing).await;
+            }
+        };
+        let served = Server::builder()
+            .layer(RpcTraceLayer)
+            .add_service(health)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(api)
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                signal,
+            )
+            .await;
+        for t in tasks {
+            t.abort();
+        }
+        if let Err(e) = self.store.close().await {
+            tracing::warn!(error = %e, "closing the database pool failed");
+        }
+        tracing::info!("authd stopped");
+        Ok(served?)
+    }
+}
+
+fn bad_descriptor(e: impl std::fmt::Display) -> ConfigError {
+    ConfigError {
+        setting: "proto descriptor",
+        reason: e.to_string(),
+    }
+}
+
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    let name = <AuthServiceServer<AuthApi> as tonic::server::NamedService>::NAME;
+    reporter.set_service_status(name, status).await;
+    reporter.set_service_status("", status).await;
+}
+
+fn spawn_revocation_reload(
+    auth: Arc<Auth>,
+    reporter: HealthReporter,
+    every: Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut healthy = true;
+        loop {
+            tick.tick().await;
+            match auth.reload_revocations().await {
+                Ok(()) if !healthy => {
+                    tracing::info!("database reachable again");
+                    set_health(&reporter, ServingStatus::Serving).await;
+                    healthy = true;
+                }
+                Ok(()) => {}
+                Err(e) if healthy => {
+                    // Without the database, logins and refreshes fail and revocations go
+                    // unseen: take this instance out of rotation until it is back.
+                    tracing::error!(error = %e, "cannot reload revocations: reporting NOT_SERVING");
+                    set_health(&reporter, ServingStatus::NotServing).await;
+                    healthy = false;
+                }
+                Err(_) => {}
+            }
+        }
+    })
+}
+
+fn spawn_cleanup(auth: Arc<Auth>, every: Duration, retention: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = auth.cleanup(retention).await {
+                tracing::warn!(error = %e, "clean-up of dead sessions failed");
+            }
+        }
+    })
+}

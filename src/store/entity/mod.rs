@@ -1,0 +1,5 @@
+//! SeaORM entities, one per table of `migrations/`.
+pub mod refresh_token;
+pub mod session;
+pub mod signing_key;
+pub mod user;

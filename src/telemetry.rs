@@ -1,0 +1,110 @@
+//! Logging set-up, and one span per RPC carrying method, gRPC status code and latency.
+use std::future::Future;
+use std::io::IsTerminal;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tonic::codegen::http;
+use tower::{Layer, Service};
+use tracing::Instrument;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Install the global subscriber: pretty on a terminal, JSON otherwise; `RUST_LOG` filters
+/// (default `info`, with the database drivers' per-statement logs at `warn`).
+pub fn init(format: Option<LogFormat>) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,h2=warn")
+    });
+    let format = format.unwrap_or(if std::io::stdout().is_terminal() {
+        LogFormat::Pretty
+    } else {
+        LogFormat::Json
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Err only when a subscriber is already set (tests set up several apps): keep it.
+    let _ = match format {
+        LogFormat::Pretty => builder.pretty().try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
+}
+
+/// Wraps the gRPC router: a span per call, and one log line when it ends.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RpcTraceLayer;
+
+impl<S> Layer<S> for RpcTraceLayer {
+    type Service = RpcTrace<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RpcTrace { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RpcTrace<S> {
+    inner: S,
+}
+
+/// The gRPC status of a response whose status travels in its headers (every error a
+/// unary handler returns); a success carries it in trailers, so no header means OK.
+fn grpc_code<B>(res: &http::Response<B>) -> i32 {
+    res.headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for RpcTrace<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
+        let method = req.uri().path().to_owned();
+        let span = tracing::info_span!(
+            "rpc",
+            method = %method,
+            code = tracing::field::Empty,
+            latency_ms = tracing::field::Empty
+        );
+        let start = Instant::now();
+        let fut = self.inner.call(req);
+        let s = span.clone();
+        Box::pin(
+            async move {
+                let res = fut.await;
+                let latency = start.elapsed();
+                let code = match &res {
+                    Ok(r) => grpc_code(r),
+                    Err(_) => tonic::Code::Internal as i32,
+                };
+                s.record("code", code);
+                s.record("latency_ms", latency.as_secs_f64() * 1000.0);
+                crate::metrics::record_rpc(&method, code, latency);
+                tracing::info!(
+                    code_name = ?tonic::Code::from_i32(code),
+                    "rpc finished"
+                );
+                res
+            }
+            .instrument(span),
+        )
+    }
+}
