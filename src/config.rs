@@ -145,7 +145,7 @@ pub struct ServeArgs {
     pub cleanup_interval: Duration,
 
     /// How long ended sessions and dead refresh tokens are kept before deletion.
-    #[arg(long, env = "AUTHD_CLEANUP_RETENTION", default_value = "1d", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "AUTHD_CLEANUP_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
     pub cleanup_retention: Duration,
 
     /// Log format; default: pretty on a terminal, JSON otherwise. Filter with RUST_LOG.

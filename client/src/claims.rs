@@ -1,16 +1,22 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The claims of an authd access token (RFC 9068 profile).
+///
+/// `iss`, `sub`, `aud` and `exp` default when absent only so that the verifier, which
+/// requires them, can name the missing one (`MissingClaim`) instead of saying "malformed".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     /// Issuer.
+    #[serde(default)]
     pub iss: String,
     /// The user id (a UUID).
+    #[serde(default)]
     pub sub: String,
     /// Audiences; one string on the wire when there is one.
-    #[serde(serialize_with = "ser_aud", deserialize_with = "de_aud")]
+    #[serde(default, serialize_with = "ser_aud", deserialize_with = "de_aud")]
     pub aud: Vec<String>,
     /// Expiry, seconds since the Unix epoch.
+    #[serde(default)]
     pub exp: i64,
     /// Issued at, seconds since the Unix epoch.
     pub iat: i64,

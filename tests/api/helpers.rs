@@ -1,0 +1,274 @@
+//! Spawn a real authd on a fresh database; pick the backend per test.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use authd::config::ServeArgs;
+use authd::proto::auth_service_client::AuthServiceClient;
+use authd::proto::{IssueRequest, RegisterRequest, TokenPair};
+use authd::server::Application;
+use authd::store::Store;
+use sea_orm::{ConnectionTrait, Database};
+use secrecy::SecretString;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+pub const SECRET: &str = "test-secret-0123456789-abcdefghijklmnop";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty database that lives as long as this value.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+impl TestDb {
+    /// `None` (with a note) when PostgreSQL is not reachable outside CI; under CI that
+    /// fails the test instead of skipping it.
+    pub async fn new(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("authd.db").display()
+                );
+                Some(Self {
+                    url,
+                    _dir: Some(dir),
+                })
+            }
+            Backend::Postgres => {
+                let admin = std::env::var("AUTHD_TEST_POSTGRES_URL")
+                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+                let conn = match Database::connect(&admin).await {
+                    Ok(c) => c,
+                    Err(e) if in_ci() => panic!("PostgreSQL at {admin} is required under CI: {e}"),
+                    Err(e) => {
+                        eprintln!("skipping: PostgreSQL at {admin} unreachable: {e}");
+                        return None;
+                    }
+                };
+                let name = format!("authd_test_{}", uuid::Uuid::new_v4().simple());
+                conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .unwrap();
+                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap();
+                Some(Self {
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                })
+            }
+        }
+    }
+
+    pub async fn store(&self) -> Store {
+        Store::connect(&SecretString::from(self.url.clone()))
+            .await
+            .unwrap()
+    }
+}
+
+/// Settings for a test server: port 0, cheap argon2, a known HS256 secret.
+pub fn settings(db: &TestDb) -> ServeArgs {
+    let mut s = ServeArgs::from_env().unwrap();
+    s.listen = "127.0.0.1:0".parse().unwrap();
+    s.db.database_url = SecretString::from(db.url.clone());
+    s.jwt_secret = Some(SecretString::from(SECRET.to_owned()));
+    // Real argon2id, small cost: tests check behaviour, benches check speed.
+    s.argon2_m_kib = 256;
+    s.argon2_t = 1;
+    s.argon2_p = 1;
+    s
+}
+
+/// A running authd and a client connected to it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: AuthServiceClient<Channel>,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+pub async fn spawn(settings: ServeArgs) -> TestApp {
+    let app = Application::build(settings).await.unwrap();
+    let addr = app.local_addr();
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        app.run_until(async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    // The listener is bound before `build` returns: connecting needs no wait.
+    let client = AuthServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    TestApp {
+        addr,
+        client,
+        stop: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+impl TestApp {
+    /// Graceful stop; returns once the server has finished.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap();
+        }
+    }
+
+    pub async fn register(&self, username: &str, password: &str) -> Result<String, Status> {
+        self.client
+            .clone()
+            .register(RegisterRequest {
+                username: username.into(),
+                password: password.into(),
+            })
+            .await
+            .map(|r| r.into_inner().user_id)
+    }
+
+    pub async fn issue(&self, username: &str, password: &str) -> Result<TokenPair, Status> {
+        self.issue_for(username, password, "").await
+    }
+
+    pub async fn issue_for(
+        &self,
+        username: &str,
+        password: &str,
+        audience: &str,
+    ) -> Result<TokenPair, Status> {
+        self.client
+            .clone()
+            .issue(IssueRequest {
+                username: username.into(),
+                password: password.into(),
+                audience: audience.into(),
+            })
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub async fn validate(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> Result<authd::proto::Claims, Status> {
+        self.client
+            .clone()
+            .validate(authd::proto::ValidateRequest {
+                token: token.into(),
+                audience: audience.into(),
+            })
+            .await
+            .map(|r| r.into_inner().claims.unwrap())
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, Status> {
+        self.client
+            .clone()
+            .refresh(authd::proto::RefreshRequest {
+                refresh_token: refresh_token.into(),
+            })
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub async fn revoke(&self, refresh_token: &str) -> Result<(), Status> {
+        self.client
+            .clone()
+            .revoke(authd::proto::RevokeRequest {
+                refresh_token: refresh_token.into(),
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Register a user and log in once.
+    pub async fn login(&self, username: &str) -> TokenPair {
+        self.register(username, PASSWORD).await.unwrap();
+        self.issue(username, PASSWORD).await.unwrap()
+    }
+}
+
+/// The ErrorInfo reason of a refusal.
+pub fn reason(s: &Status) -> String {
+    s.get_details_error_info()
+        .map(|i| {
+            assert_eq!(i.domain, "authd");
+            i.reason
+        })
+        .unwrap_or_default()
+}
+
+/// Assert a refusal's code and ErrorInfo reason.
+#[track_caller]
+pub fn assert_refused<T: std::fmt::Debug>(r: Result<T, Status>, code: Code, why: &str) -> Status {
+    let s = r.expect_err("expected a refusal");
+    assert_eq!(s.code(), code, "{s:?}");
+    assert_eq!(reason(&s), why, "{s:?}");
+    s
+}
+
+/// Poll `check` until it holds, for at most `limit` (for effects of background tasks).
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Run a scenario `async fn name(backend: Backend)` on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
+/// Fresh database plus server; returns None when the backend is skipped.
+pub async fn start(backend: Backend) -> Option<(TestDb, TestApp)> {
+    let db = TestDb::new(backend).await?;
+    let app = spawn(settings(&db)).await;
+    Some((db, app))
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests: the real authd on 127.0.0.1:0, over SQLite and PostgreSQL, talked to
+//! with the generated tonic client (and grpcurl, and the CLI binary).
+
+mod helpers;
+
+mod cli;
+mod grpcurl;
+mod refresh;
+mod register;
+mod restart;
+mod shutdown;
+mod validate;

@@ -1,0 +1,445 @@
+//! Refresh-token rotation, reuse detection, grace window, logout, expiry, concurrency.
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, Database};
+use sha2::{Digest, Sha256};
+use tonic::Code;
+
+use crate::helpers::*;
+use crate::on_both;
+
+on_both!(
+    rotation_gives_a_new_pair_in_the_same_session,
+    reuse_revokes_the_whole_session_and_its_access_tokens,
+    grace_window_reissues_only_the_newest_spent_token_inside_the_window,
+    revoke_ends_one_session_only_and_is_idempotent,
+    expired_refresh_tokens_and_sessions_are_refused,
+    concurrent_refreshes_of_one_token_have_exactly_one_winner,
+    refresh_tokens_are_stored_only_as_hashes,
+    disabled_users_cannot_issue_refresh_or_validate,
+    dead_sessions_are_cleaned_up,
+    malformed_and_unknown_refresh_tokens_are_refused,
+);
+
+async fn sql(db: &TestDb, stmt: &str) {
+    let conn = Database::connect(&db.url).await.unwrap();
+    conn.execute_unprepared(stmt).await.unwrap();
+    conn.close().await.unwrap();
+}
+
+fn hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A uuid literal: sqlx stores a uuid as a 16-byte blob in SQLite, natively in PostgreSQL.
+fn uuid_lit(db: &TestDb, id: &str) -> String {
+    let u = uuid::Uuid::parse_str(id).unwrap();
+    if db.url.starts_with("sqlite") {
+        format!("X'{}'", u.simple())
+    } else {
+        format!("'{u}'")
+    }
+}
+
+/// A timestamp literal both backends compare correctly with what authd writes.
+fn ago(d: chrono::Duration) -> String {
+    (chrono::Utc::now() - d).to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
+}
+
+async fn rotation_gives_a_new_pair_in_the_same_session(b: Backend) {
+    let Some((_db, app)) = start(b).await else {
+        return;
+    };
+    let first = app.login("ivy").await;
+    let c1 = app.validate(&first.access_token, "").await.unwrap();
+    let second = app.refresh(&first.refresh_token).await.unwrap();
+    assert_ne!(second.refresh_token, first.refresh_token);
+    assert_ne!(second.access_token, first.access_token);
+    assert_eq!(second.token_type, "Bearer");
+    let c2 = app.validate(&second.access_token, "").await.unwrap();
+    assert_eq!(c2.sid, c1.sid, "same session");
+    assert_eq!(c2.sub, c1.sub);
+    assert_ne!(c2.jti, c1.jti);
+    // The chain goes on.
+    let third = app.refresh(&second.refresh_token).await.unwrap();
+    app.validate(&third.access_token, "").await.unwrap();
+    app.stop().await;
+}
+
+async fn reuse_revokes_the_whole_session_and_its_access_tokens(b: Backend) {
+    let Some((_db, app)) = start(b).await else {
+        return;
+    };
+    let first = app.login("jack").await;
+    let other_session = app.issue("jack", PASSWORD).await.unwrap();
+    let second = app.refresh(&first.refresh_token).await.unwrap();
+    // Replay of the spent token: refused, and the session dies.
+    assert_refused(
+        app.refresh(&first.refresh_token).await,
+        Code::Unauthenticated,
+        "REFRESH_TOKEN_REUSED",
+    );
+    assert_refused(
+        app.refresh(&second.refresh_token).await,
+        Code::Unauthenticated,
+        "SESSION_REVOKED",
+    );
+    for t in [&first.access_token, &second.access_token] {
+        assert_refused(
+            app.validate(t, "").await,
+            Code::Unauthenticated,
+            "TOKEN_REVOKED",
+        );
+    }
+    // The user's other session is untouched.
+    app.validate(&other_session.access_token, "").await.unwrap();
+    app.refresh(&other_session.refresh_token).await.unwrap();
+    app.stop().await;
+}
+
+async fn grace_window_reissues_only_the_newest_spent_token_inside_the_window(b: Backend) {
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
+    let mut s = settings(&db);
+    s.refresh_reuse_grace = Duration::from_secs(60);
+    let app = spawn(s).await;
+
+    // Inside the window, the newest spent token earns a fresh pair; nothing is revoked.
+    let r1 = app.login("kate").await;
+    let r2 = app.refresh(&r1.refresh_token).await.unwrap();
+    let again = app.refresh(&r1.refresh_token).await.unwrap();
+    assert_ne!(again.refresh_token, r2.refresh_token);
+    let sid = app.validate(&r2.access_token, "").await.unwrap().sid;
+    assert_eq!(
+        app.validate(&again.access_token, "").await.unwrap().sid,
+        sid
+    );
+    app.refresh(&r2.refresh_token).await.unwrap();
+    app.refresh(&again.refresh_token).await.unwrap();
+
+    // An older spent token (not the newest spent) still revokes.
+    let a1 = app.login("liam").await;
+    let a2 = app.refresh(&a1.refresh_token).await.unwrap();
+    let a3 = app.refresh(&a2.refresh_token).await.unwrap();
+    assert_refused(
+        app.refresh(&a1.refresh_token).await,
+        Code::Unauthenticated,
+        "REFRESH_TOKEN_REUSED",
+    );
+    assert_refused(
+        app.validate(&a3.access_token, "").await,
+        Code::Unauthenticated,
+        "TOKEN_REVOKED",
+    );
+
+    // Outside the window the newest spent token revokes too.
+    let m1 = app.login("mia").await;
+    let m2 = app.refresh(&m1.refresh_token).await.unwrap();
+    sql(
+        &db,
+        &format!(
+            "UPDATE refresh_tokens SET spent_at = '{}' WHERE token_hash = '{}'",
+            ago(chrono::Duration::seconds(120)),
+            hash(&m1.refresh_token)
+        ),
+    )
+    .await;
+    assert_refused(
+        app.refresh(&m1.refresh_token).await,
+        Code::Unauthenticated,
+        "REFRESH_TOKEN_REUSED",
+    );
+    assert_refused(
+        app.validate(&m2.access_token, "").await,
+        Code::Unauthenticated,
+        "TOKEN_REVOKED",
+    );
+    app.stop().await;
+}
+
+async fn revoke_ends_one_session_only_and_is_idempotent(b: Backend) {
+    let Some((_db, app)) = start(b).await else {
+        return;
+    };
+    let phone = app.login("noah").await;
+    let laptop = app.issue("noah", PASSWORD).await.unwrap();
+    app.revoke(&phone.refresh_token).await.unwrap();
+    app.revoke(&phone.refresh_token).await.unwrap();
+    assert_refused(
+        app.refresh(&phone.refresh_token).await,
+        Code::Unauthenticated,
+        "SESSION_REVOKED",
+    );
+    assert_refused(
+        app.validate(&phone.access_token, "").await,
+        Code::Unauthenticated,
+        "TOKEN_REVOKED",
+    );
+    app.validate(&laptop.access_token, "").await.unwrap();
+    app.refresh(&laptop.refresh_token).await.unwrap();
+    // A well-formed token nobody issued: nothing to end, not an error.
+    app.revoke("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        .await
+        .unwrap();
+    let s = app.revoke("not a token").await.unwrap_err();
+    assert_eq!(s.code(), Code::Unauthenticated);
+    app.stop().await;
+}
+
+async fn expired_refresh_tokens_and_sessions_are_refused(b: Backend) {
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
+    let mut s = settings(&db);
+    s.session_max_age = Duration::from_secs(3600);
+    let app = spawn(s).await;
+    let p = app.login("olga").await;
+    // Never past the session's absolute expiry.
+    assert!(p.refresh_expires_in <= 3600, "{}", p.refresh_expires_in);
+
+    // Idle lifetime over.
+    sql(
+        &db,
+        &format!(
+            "UPDATE refresh_tokens SET expires_at = '{}' WHERE token_hash = '{}'",
+            ago(chrono::Duration::seconds(1)),
+            hash(&p.refresh_token)
+        ),
+    )
+    .await;
+    assert_refused(
+        app.refresh(&p.refresh_token).await,
+        Code::Unauthenticated,
+        "REFRESH_TOKEN_EXPIRED",
+    );
+
+    // Session's absolute lifetime over, with an otherwise fresh token.
+    let q = app.issue("olga", PASSWORD).await.unwrap();
+    let sid = app.validate(&q.access_token, "").await.unwrap().sid;
+    sql(
+        &db,
+        &format!(
+            "UPDATE sessions SET expires_at = '{}' WHERE id = {}",
+            ago(chrono::Duration::seconds(1)),
+            uuid_lit(&db, &sid)
+        ),
+    )
+    .await;
+    assert_refused(
+        app.refresh(&q.refresh_token).await,
+        Code::Unauthenticated,
+        "REFRESH_TOKEN_EXPIRED",
+    );
+    app.stop().await;
+}
+
+async fn concurrent_refreshes_of_one_token_have_exactly_one_winner(b: Backend) {
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
+    let app = spawn(settings(&db)).await;
+    // On PostgreSQL the race is also split across two instances on one database.
+    let second = match b {
+        Backend::Postgres => Some(spawn(settings(&db)).await),
+        Backend::Sqlite => None,
+    };
+    for round in 0..3 {
+        let p = app.login(&format!("racer{round}")).await;
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..16 {
+            let client = match (&second, i % 2) {
+                (Some(s), 1) => s.client.clone(),
+                _ => app.client.clone(),
+            };
+            let token = p.refresh_token.clone();
+            set.spawn(async move {
+                client
+                    .clone()
+                    .refresh(authd::proto::RefreshRequest {
+                        refresh_token: token,
+                    })
+                    .await
+            });
+        }
+        let mut ok = 0;
+        while let Some(r) = set.join_next().await {
+            match r.unwrap() {
+                Ok(_) => ok += 1,
+                Err(s) => {
+                    assert_eq!(s.code(), Code::Unauthenticated, "{s:?}");
+                    let why = reason(&s);
+                    assert!(
+                        why == "REFRESH_TOKEN_REUSED" || why == "SESSION_REVOKED",
+                        "{why}"
+                    );
+                }
+            }
+        }
+        assert_eq!(ok, 1, "round {round}: exactly one refresh wins");
+    }
+    if let Some(s) = second {
+        s.stop().await;
+    }
+    app.stop().await;
+}
+
+async fn refresh_tokens_are_stored_only_as_hashes(b: Backend) {
+    let Some((db, app)) = start(b).await else {
+        return;
+    };
+    let p = app.login("pia").await;
+    let p2 = app.refresh(&p.refresh_token).await.unwrap();
+    let conn = Database::connect(&db.url).await.unwrap();
+    let backend = conn.get_database_backend();
+    let rows = conn
+        .query_all_raw(sea_orm::Statement::from_string(
+            backend,
+            "SELECT token_hash FROM refresh_tokens",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    let mut stored = Vec::new();
+    for r in rows {
+        let h: String = r.try_get("", "token_hash").unwrap();
+        for t in [&p.refresh_token, &p2.refresh_token] {
+            assert!(!h.contains(t.as_str()));
+        }
+        stored.push(h);
+    }
+    assert!(stored.contains(&hash(&p.refresh_token)));
+    assert!(stored.contains(&hash(&p2.refresh_token)));
+    conn.close().await.unwrap();
+    app.stop().await;
+}
+
+async fn disabled_users_cannot_issue_refresh_or_validate(b: Backend) {
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
+    let mut s = settings(&db);
+    s.revocation_refresh = Duration::from_millis(100);
+    let app = spawn(s).await;
+    let p = app.login("quinn").await;
+    let store = db.store().await;
+    // Disabled by another process (the CLI), as an operator would.
+    store
+        .set_user_disabled("quinn", true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_refused(
+        app.issue("quinn", PASSWORD).await,
+        Code::Unauthenticated,
+        "USER_DISABLED",
+    );
+    assert_refused(
+        app.refresh(&p.refresh_token).await,
+        Code::Unauthenticated,
+        "USER_DISABLED",
+    );
+    // Validate learns of it within the revocation refresh interval.
+    eventually(Duration::from_secs(10), || async {
+        app.validate(&p.access_token, "").await.is_err()
+    })
+    .await;
+    assert_refused(
+        app.validate(&p.access_token, "").await,
+        Code::Unauthenticated,
+        "TOKEN_REVOKED",
+    );
+    store
+        .set_user_disabled("quinn", false)
+        .await
+        .unwrap()
+        .unwrap();
+    app.issue("quinn", PASSWORD).await.unwrap();
+    eventually(Duration::from_secs(10), || async {
+        app.validate(&p.access_token, "").await.is_ok()
+    })
+    .await;
+    app.stop().await;
+}
+
+async fn dead_sessions_are_cleaned_up(b: Backend) {
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
+    let mut s = settings(&db);
+    s.cleanup_interval = Duration::from_millis(100);
+    s.cleanup_retention = Duration::from_secs(3600);
+    let app = spawn(s).await;
+    let old = app.login("rita").await;
+    let live = app.issue("rita", PASSWORD).await.unwrap();
+    let old_sid = app.validate(&old.access_token, "").await.unwrap().sid;
+    // A session that ended two hours ago, past the one-hour retention.
+    sql(
+        &db,
+        &format!(
+            "UPDATE sessions SET expires_at = '{}' WHERE id = {}",
+            ago(chrono::Duration::hours(2)),
+            uuid_lit(&db, &old_sid)
+        ),
+    )
+    .await;
+    let count = |table: &'static str| {
+        let url = db.url.clone();
+        async move {
+            let conn = Database::connect(&url).await.unwrap();
+            let backend = conn.get_database_backend();
+            let row = conn
+                .query_one_raw(sea_orm::Statement::from_string(
+                    backend,
+                    format!("SELECT COUNT(*) AS n FROM {table}"),
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            let n: i64 = row.try_get("", "n").unwrap();
+            conn.close().await.unwrap();
+            n
+        }
+    };
+    eventually(Duration::from_secs(10), || async {
+        count("sessions").await == 1
+    })
+    .await;
+    assert_eq!(
+        count("refresh_tokens").await,
+        1,
+        "the dead session's tokens went with it"
+    );
+    app.refresh(&live.refresh_token).await.unwrap();
+    app.stop().await;
+}
+
+async fn malformed_and_unknown_refresh_tokens_are_refused(b: Backend) {
+    let Some((_db, app)) = start(b).await else {
+        return;
+    };
+    for bad in ["", "x", "not base64 !!!", &"A".repeat(44)] {
+        assert_refused(
+            app.refresh(bad).await,
+            Code::Unauthenticated,
+            "REFRESH_TOKEN_MALFORMED",
+        );
+    }
+    assert_refused(
+        app.refresh("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+            .await,
+        Code::Unauthenticated,
+        "REFRESH_TOKEN_UNKNOWN",
+    );
+    // An access token is not a refresh token.
+    let p = app.login("sam").await;
+    assert_refused(
+        app.refresh(&p.access_token).await,
+        Code::Unauthenticated,
+        "REFRESH_TOKEN_MALFORMED",
+    );
+    app.stop().await;
+}
