@@ -86,7 +86,7 @@ async fn the_binary_stops_cleanly_on_sigterm() {
         l.local_addr().unwrap().port()
     };
     let addr = format!("127.0.0.1:{port}");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_authd"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_authd"))
         .env("AUTHD_LISTEN", &addr)
         .env("AUTHD_DATABASE_URL", &db.url)
         .env("AUTHD_LOG_FORMAT", "json")
