@@ -1,11 +1,12 @@
-//! The administrative commands: `authd migrate` and `authd user ...`, on the same
-//! database settings as the server.
+//! The administrative commands: `authd migrate`, `authd user ...` and `authd keys ...`, on
+//! the same database settings as the server.
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use authd::auth::{self, Username};
-use authd::config::{DatabaseArgs, UserCommand};
+use authd::config::{DatabaseArgs, KeysCommand, ServeArgs, UserCommand};
+use authd::keys;
 use authd::password::Hasher;
 use authd::store::Store;
 use chrono::Utc;
@@ -31,7 +32,7 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
             let store = open(&db).await?;
             let password = read_password()?;
             // The argon2 policy comes from the same env vars as the server's.
-            let serve = authd::config::ServeArgs::from_env()?;
+            let serve = ServeArgs::from_env()?;
             let hasher = Hasher::new(serve.argon2_m_kib, serve.argon2_t, serve.argon2_p)?;
             let id = auth::create_user(&store, &hasher, &name, password).await?;
             println!("{id}");
@@ -57,6 +58,62 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
             let user = find(&store, &name).await?;
             let n = store.revoke_user_sessions(user.id, Utc::now()).await?;
             println!("revoked {n} session(s) of {}", user.username);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
+    // Lifetimes and the reload interval come from the same env vars as the server's.
+    let serve = ServeArgs::from_env()?;
+    match cmd {
+        KeysCommand::Rotate { activate_after, db } => {
+            let store = open(&db).await?;
+            let after = chrono::Duration::from_std(activate_after)
+                .context("--activate-after is too large")?;
+            let activates_at = Utc::now()
+                .checked_add_signed(after)
+                .context("--activate-after is too large")?;
+            let kid = keys::rotate(&store, activates_at).await?;
+            println!(
+                "added Ed25519 key {kid}, signing from {}",
+                activates_at.format("%Y-%m-%dT%H:%M:%SZ")
+            );
+            println!(
+                "running servers publish it within AUTHD_KEY_REFRESH (here {})",
+                humantime::format_duration(serve.key_refresh)
+            );
+            if activate_after < serve.key_refresh {
+                eprintln!(
+                    "note: a server that has not reloaded its keys yet refuses tokens signed \
+                     with the new key; an --activate-after of at least AUTHD_KEY_REFRESH avoids that"
+                );
+            }
+            if serve.jwt_secret.is_some() || serve.signing_key_file.is_some() {
+                eprintln!(
+                    "note: AUTHD_JWT_SECRET or AUTHD_SIGNING_KEY_FILE is set: servers started \
+                     with it sign with that key and ignore the database keys"
+                );
+            }
+        }
+        KeysCommand::List { db } => {
+            let store = open(&db).await?;
+            let rows = store.signing_keys().await?;
+            let grace = keys::retire_grace(serve.access_ttl, serve.key_refresh);
+            let states = keys::key_states(&rows, Utc::now(), grace);
+            println!(
+                "{:<43}  {:<9}  {:<20}  {:<20}  STATE",
+                "KID", "ALGORITHM", "CREATED", "ACTIVATES"
+            );
+            for (k, state) in rows.iter().zip(states) {
+                println!(
+                    "{:<43}  {:<9}  {:<20}  {:<20}  {state}",
+                    k.kid,
+                    k.algorithm,
+                    k.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                    keys::activation(k).format("%Y-%m-%dT%H:%M:%SZ"),
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

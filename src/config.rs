@@ -1,5 +1,6 @@
 //! Every setting: a `--flag`, its `AUTHD_*` env twin and a default, validated once at start.
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -26,6 +27,30 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage the signing keys kept in the database.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new Ed25519 signing key. Running servers publish it in GetJwks within
+    /// AUTHD_KEY_REFRESH and sign with it from now + --activate-after; older keys keep
+    /// verifying until every token they signed has expired.
+    Rotate {
+        /// How long to wait before the new key signs (humantime). Give verifiers that cache
+        /// the JWKS, and servers (AUTHD_KEY_REFRESH), time to learn the new key first.
+        #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+        activate_after: Duration,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// List the signing keys and their state: next, active, retiring or retired (states
+    /// use AUTHD_ACCESS_TTL and AUTHD_KEY_REFRESH from the environment).
+    List {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,10 +114,20 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub db: DatabaseArgs,
 
-    /// HS256 shared secret (at least 32 bytes). Without it, authd signs with a key it
-    /// generates at first start and keeps in the database.
+    /// HS256 shared secret (at least 32 bytes). Without it (or a signing key file), authd
+    /// signs with an Ed25519 key it generates at first start and keeps in the database.
     #[arg(long, env = "AUTHD_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<SecretString>,
+
+    /// Ed25519 private key to sign with, as a PKCS#8 PEM file (`openssl genpkey -algorithm
+    /// ed25519`), instead of the keys kept in the database. Not with AUTHD_JWT_SECRET.
+    #[arg(long, env = "AUTHD_SIGNING_KEY_FILE")]
+    pub signing_key_file: Option<PathBuf>,
+
+    /// How often the signing keys kept in the database are reloaded: the longest a
+    /// `authd keys rotate` takes to reach this instance.
+    #[arg(long, env = "AUTHD_KEY_REFRESH", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub key_refresh: Duration,
 
     /// `iss` of issued tokens, and the only issuer accepted.
     #[arg(long, env = "AUTHD_ISSUER", default_value = "authd")]
@@ -187,6 +222,12 @@ impl ServeArgs {
                 "must be at least 32 bytes (generate one with `openssl rand -base64 48`)",
             ));
         }
+        if self.jwt_secret.is_some() && self.signing_key_file.is_some() {
+            return Err(bad(
+                "AUTHD_SIGNING_KEY_FILE",
+                "cannot be used with AUTHD_JWT_SECRET: give one (Ed25519 key file or HS256 secret)",
+            ));
+        }
         if self.issuer.trim().is_empty() {
             return Err(bad("AUTHD_ISSUER", "must not be empty"));
         }
@@ -209,6 +250,9 @@ impl ServeArgs {
         if self.revocation_refresh.is_zero() {
             return Err(bad("AUTHD_REVOCATION_REFRESH", "must be more than 0s"));
         }
+        if self.key_refresh.is_zero() {
+            return Err(bad("AUTHD_KEY_REFRESH", "must be more than 0s"));
+        }
         if self.cleanup_interval.is_zero() {
             return Err(bad("AUTHD_CLEANUP_INTERVAL", "must be more than 0s"));
         }
@@ -227,6 +271,7 @@ impl ServeArgs {
             ("AUTHD_SESSION_MAX_AGE", self.session_max_age),
             ("AUTHD_REFRESH_REUSE_GRACE", self.refresh_reuse_grace),
             ("AUTHD_CLEANUP_RETENTION", self.cleanup_retention),
+            ("AUTHD_KEY_REFRESH", self.key_refresh),
         ] {
             if d.as_secs() > 100 * 365 * 24 * 3600 {
                 return Err(bad(name, "must be at most 100 years"));
@@ -276,5 +321,43 @@ mod tests {
         );
         assert!(parse(&["--access-ttl", "soon"]).is_err());
         assert!(parse(&["--argon2-m-kib", "1"]).is_err());
+    }
+
+    #[test]
+    fn key_file_and_secret_are_mutually_exclusive_in_one_line() {
+        let err = parse(&[
+            "--jwt-secret",
+            "0123456789abcdef0123456789abcdef-secret",
+            "--signing-key-file",
+            "/etc/authd/key.pem",
+        ])
+        .unwrap_err();
+        assert!(err.contains("AUTHD_SIGNING_KEY_FILE"), "{err}");
+        assert!(err.contains("AUTHD_JWT_SECRET"), "{err}");
+        assert!(!err.contains("0123456789abcdef"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+        let ok = parse(&["--signing-key-file", "/etc/authd/key.pem"]).unwrap();
+        assert_eq!(ok.key_refresh, Duration::from_secs(10));
+        assert!(parse(&["--key-refresh", "0s"]).is_err());
+    }
+
+    #[test]
+    fn keys_commands_parse() {
+        let cli =
+            Cli::try_parse_from(["authd", "keys", "rotate", "--activate-after", "1h"]).unwrap();
+        let Some(Command::Keys(KeysCommand::Rotate { activate_after, .. })) = cli.command else {
+            panic!("not keys rotate");
+        };
+        assert_eq!(activate_after, Duration::from_secs(3600));
+        let cli = Cli::try_parse_from(["authd", "keys", "rotate"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Keys(KeysCommand::Rotate { activate_after, .. })) if activate_after.is_zero()
+        ));
+        let cli = Cli::try_parse_from(["authd", "keys", "list"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Keys(KeysCommand::List { .. }))
+        ));
     }
 }

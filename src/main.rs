@@ -36,6 +36,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Serve(args)) => serve(*args).await,
         Some(Command::Migrate(db)) => cli::migrate(db).await,
         Some(Command::User(cmd)) => cli::user(cmd).await,
+        Some(Command::Keys(cmd)) => cli::keys(cmd).await,
     }
 }
 

@@ -19,7 +19,7 @@ use crate::password::{Hasher, PasswordError};
 use crate::proto::auth_service_server::AuthServiceServer;
 use crate::store::{Store, StoreError};
 use crate::telemetry::RpcTraceLayer;
-use crate::token::{KeyError, Tokens};
+use crate::token::{KeyError, KeySource, TokenSettings, Tokens};
 
 /// Largest request message accepted; a larger one is refused before it is decoded.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -60,12 +60,20 @@ impl Application {
     pub async fn build(settings: ServeArgs) -> Result<Self, StartError> {
         settings.validate()?;
         let store = Store::connect_and_migrate(&settings.db.database_url).await?;
+        let source = match (&settings.jwt_secret, &settings.signing_key_file) {
+            (Some(secret), _) => KeySource::Secret(secret.clone()),
+            (None, Some(path)) => KeySource::KeyFile(path.clone()),
+            (None, None) => KeySource::Database,
+        };
         let tokens = Tokens::load(
             &store,
-            settings.jwt_secret.as_ref(),
-            &settings.issuer,
-            &settings.audience,
-            settings.access_ttl,
+            &source,
+            TokenSettings {
+                issuer: settings.issuer.clone(),
+                audience: settings.audience.clone(),
+                access_ttl: settings.access_ttl,
+                key_refresh: settings.key_refresh,
+            },
         )
         .await?;
         let hasher = Hasher::new(settings.argon2_m_kib, settings.argon2_t, settings.argon2_p)?;
@@ -139,6 +147,7 @@ impl Application {
                 reporter.clone(),
                 self.settings.revocation_refresh,
             ),
+            spawn_key_reload(self.auth.clone(), self.settings.key_refresh),
             spawn_cleanup(
                 self.auth.clone(),
                 self.settings.cleanup_interval,
@@ -214,6 +223,34 @@ fn spawn_revocation_reload(
                     tracing::error!(error = %e, "cannot reload revocations: reporting NOT_SERVING");
                     set_health(&reporter, ServingStatus::NotServing).await;
                     healthy = false;
+                }
+                Err(_) => {}
+            }
+        }
+    })
+}
+
+/// Picks up a rotation (`authd keys rotate`, run anywhere) and drops retired keys.
+fn spawn_key_reload(auth: Arc<Auth>, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is immediate and the keys were just loaded.
+        tick.tick().await;
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            // Health is the revocation loop's to report; here a failure keeps the keys in
+            // force, and is logged once, not every tick.
+            match auth.reload_keys().await {
+                Ok(()) if failing => {
+                    tracing::info!("signing keys reloaded again");
+                    failing = false;
+                }
+                Ok(()) => {}
+                Err(e) if !failing => {
+                    tracing::error!(error = %e, "cannot reload signing keys: keeping the current ones");
+                    failing = true;
                 }
                 Err(_) => {}
             }

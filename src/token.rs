@@ -1,28 +1,46 @@
-//! Access tokens: claims, the signing key (with its `kid`), and verification through the
-//! same `authd-client` code other services use, so the rules live in one place.
+//! Access tokens: claims, minting with the signing key in force (with its `kid`), and
+//! verification through the same `authd-client` code other services use, so the rules live
+//! in one place. The key set is swapped atomically on reload: `verify` is a pointer load,
+//! never a database call.
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use authd_client::{Claims, TOKEN_TYPE, VerificationKey, Verifier, VerifyError};
+use arc_swap::ArcSwap;
+use authd_client::{Claims, TOKEN_TYPE, VerifyError};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-use rand::RngCore;
+use jsonwebtoken::{Algorithm, Header, encode};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::store::{Store, StoreError, keys::SigningKeyRow};
+pub use crate::keys::KeyError;
+use crate::keys::{self, KeySet, SigningMaterial};
+use crate::store::{Store, StoreError};
 
-/// Signing-key set-up failures. None of them carries key material.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    #[error("stored signing key {kid} is unreadable: {reason}")]
-    BadStoredKey { kid: String, reason: String },
-    #[error("cannot use the signing key: {0}")]
-    Unusable(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
+/// Where the signing keys come from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// HS256 with a shared secret (`AUTHD_JWT_SECRET`); nothing is published.
+    Secret(SecretString),
+    /// An operator's Ed25519 PKCS#8 PEM file (`AUTHD_SIGNING_KEY_FILE`). Rotating it is the
+    /// operator's: replace the file and restart.
+    KeyFile(PathBuf),
+    /// Keys kept in the database: an Ed25519 key generated at first start, rotated with
+    /// `authd keys rotate`, reloaded every `key_refresh`.
+    Database,
+}
+
+/// The token rules that come from the settings.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    /// How often database keys are reloaded (`AUTHD_KEY_REFRESH`).
+    pub key_refresh: Duration,
 }
 
 /// What an access token is minted for.
@@ -36,62 +54,85 @@ pub struct Subject<'a> {
 
 /// Mints and verifies access tokens.
 pub struct Tokens {
-    kid: String,
-    algorithm: Algorithm,
-    encoding: EncodingKey,
-    verifier: Verifier,
-    issuer: String,
-    access_ttl: Duration,
+    keys: ArcSwap<KeySet>,
+    from_database: bool,
+    settings: TokenSettings,
 }
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tokens")
-            .field("kid", &self.kid)
-            .field("algorithm", &self.algorithm)
+            .field("kids", &self.keys.load().kids())
+            .field("from_database", &self.from_database)
             .finish_non_exhaustive()
     }
 }
 
-const GENERATED_SECRET_BYTES: usize = 64;
-
 impl Tokens {
-    /// With a shared secret, sign HS256 with it. Without, use the key kept in the database,
-    /// generating it at first start, so tokens survive restarts.
+    /// Load the signing keys. From the database, the first start generates an Ed25519 key,
+    /// so tokens survive restarts and every instance signs with the same key.
     pub async fn load(
         store: &Store,
-        secret: Option<&SecretString>,
-        issuer: &str,
-        audience: &str,
-        access_ttl: Duration,
+        source: &KeySource,
+        settings: TokenSettings,
     ) -> Result<Self, KeyError> {
-        let (kid, material) = match secret {
-            Some(s) => (
-                secret_kid(s.expose_secret().as_bytes()),
-                s.expose_secret().as_bytes().to_vec(),
-            ),
-            None => stored_hs256_key(store).await?,
+        let (issuer, audience) = (&settings.issuer, &settings.audience);
+        let set = match source {
+            KeySource::Secret(s) => {
+                let secret = s.expose_secret().as_bytes();
+                let key = SigningMaterial::hs256(secret_kid(secret), secret)?;
+                KeySet::single(key, issuer, audience)
+            }
+            KeySource::KeyFile(path) => {
+                let key = SigningMaterial::from_pem_file(path)?;
+                tracing::info!(kid = key.kid(), "signing with the Ed25519 key file");
+                KeySet::single(key, issuer, audience)
+            }
+            KeySource::Database => stored_keys(store, &settings).await?,
         };
-        let encoding =
-            EncodingKey::from_secret(&material).map_err(|e| KeyError::Unusable(e.to_string()))?;
-        let key = VerificationKey::hs256(Some(kid.clone()), &material)
-            .map_err(|e| KeyError::Unusable(e.to_string()))?;
         Ok(Self {
-            kid,
-            algorithm: Algorithm::HS256,
-            encoding,
-            verifier: Verifier::new(vec![key], issuer, audience),
-            issuer: issuer.to_owned(),
-            access_ttl,
+            keys: ArcSwap::from_pointee(set),
+            from_database: matches!(source, KeySource::Database),
+            settings,
         })
+    }
+
+    /// Re-read the database keys, so a rotation reaches this instance without a restart
+    /// and retired keys stop verifying. A no-op for a secret or a key file. On failure the
+    /// keys in force stay.
+    pub async fn reload(&self, store: &Store) -> Result<(), KeyError> {
+        self.reload_at(store, Utc::now()).await
+    }
+
+    async fn reload_at(&self, store: &Store, now: DateTime<Utc>) -> Result<(), KeyError> {
+        if !self.from_database {
+            return Ok(());
+        }
+        let rows = store.signing_keys().await?;
+        let set = KeySet::from_rows(
+            &rows,
+            now,
+            self.grace(),
+            &self.settings.issuer,
+            &self.settings.audience,
+        )?;
+        if set.kids() != self.keys.load().kids() {
+            tracing::info!(kids = ?set.kids(), "signing keys changed");
+        }
+        self.keys.store(Arc::new(set));
+        Ok(())
+    }
+
+    fn grace(&self) -> Duration {
+        keys::retire_grace(self.settings.access_ttl, self.settings.key_refresh)
     }
 
     /// Mint an access token; returns it with its lifetime in seconds.
     pub fn mint(&self, who: &Subject<'_>, now: DateTime<Utc>) -> Result<(String, i64), KeyError> {
-        let ttl = i64::try_from(self.access_ttl.as_secs()).unwrap_or(i64::MAX);
+        let ttl = i64::try_from(self.settings.access_ttl.as_secs()).unwrap_or(i64::MAX);
         let iat = now.timestamp();
         let claims = Claims {
-            iss: self.issuer.clone(),
+            iss: self.settings.issuer.clone(),
             sub: who.user_id.to_string(),
             aud: vec![who.audience.to_owned()],
             exp: iat.saturating_add(ttl),
@@ -102,22 +143,31 @@ impl Tokens {
             username: who.username.to_owned(),
             roles: Vec::new(),
         };
-        let mut header = Header::new(self.algorithm);
-        header.kid = Some(self.kid.clone());
+        let keys = self.keys.load();
+        let key = keys.signer(now).ok_or(KeyError::NoKey)?;
+        let mut header = Header::new(key.algorithm());
+        header.kid = Some(key.kid().to_owned());
         header.typ = Some(TOKEN_TYPE.to_owned());
-        let token = encode(&header, &claims, &self.encoding)
+        let token = encode(&header, &claims, key.encoding())
             .map_err(|e| KeyError::Unusable(e.to_string()))?;
         Ok((token, ttl))
     }
 
     /// Verify signature and claims (not revocation: that is the caller's).
     pub fn verify(&self, token: &str, audience: Option<&str>) -> Result<Claims, VerifyError> {
-        self.verifier.verify(token, audience)
+        self.keys.load().verifier().verify(token, audience)
     }
 
-    /// The id of the signing key.
-    pub fn kid(&self) -> &str {
-        &self.kid
+    /// The id of the key that signs at `now`.
+    pub fn signing_kid(&self, now: DateTime<Utc>) -> Option<String> {
+        self.keys.load().signer(now).map(|k| k.kid().to_owned())
+    }
+
+    /// RFC 7517 JWKS of the public keys that may verify a live token (next, active,
+    /// retiring). HS256 secrets are symmetric and never published: in HS256 mode the set
+    /// is empty.
+    pub fn jwks_json(&self) -> String {
+        self.keys.load().jwks().to_owned()
     }
 }
 
@@ -128,58 +178,308 @@ fn secret_kid(secret: &[u8]) -> String {
     format!("hs256-{}", URL_SAFE_NO_PAD.encode(&digest[..9]))
 }
 
-async fn stored_hs256_key(store: &Store) -> Result<(String, Vec<u8>), KeyError> {
-    if let Some(found) = first_hs256(store).await? {
-        return Ok(found);
+/// The database keys, generating an Ed25519 key when there is none.
+///
+/// A database from before Ed25519 keys holds one generated HS256 key: it keeps signing with
+/// it rather than switching on its own. Instances still on the old version verify only that
+/// key, so an automatic switch during a rolling upgrade would make them refuse the new
+/// tokens; `authd keys rotate`, once every instance is upgraded, moves to Ed25519 with the
+/// HS256 key verifying until its tokens have expired.
+async fn stored_keys(store: &Store, settings: &TokenSettings) -> Result<KeySet, KeyError> {
+    let mut rows = store.signing_keys().await?;
+    if rows.is_empty() {
+        let now = Utc::now();
+        let row = keys::generate_ed25519(now, now)?;
+        tracing::warn!(
+            kid = %row.kid,
+            "no AUTHD_JWT_SECRET or AUTHD_SIGNING_KEY_FILE given: generated an Ed25519 signing \
+             key and stored it in the database; verifiers get its public key from GetJwks"
+        );
+        // Another instance starting at the same moment may store a key of its own: then
+        // both verify, and every instance signs with the same one (the latest activated)
+        // from its next reload on.
+        match store.insert_signing_key(row).await {
+            Ok(()) | Err(StoreError::Duplicate) => {}
+            Err(e) => return Err(e.into()),
+        }
+        rows = store.signing_keys().await?;
     }
-    let mut material = vec![0u8; GENERATED_SECRET_BYTES];
-    rand::rng().fill_bytes(&mut material);
-    let kid = format!("hs256-{}", Uuid::new_v4().simple());
-    tracing::warn!(
-        %kid,
-        "no AUTHD_JWT_SECRET given: generated an HS256 signing key and stored it in the database; \
-         services that verify tokens locally need AUTHD_JWT_SECRET instead"
-    );
-    match store
-        .insert_signing_key(SigningKeyRow {
-            kid,
-            algorithm: "HS256".into(),
-            material: STANDARD.encode(&material),
-            created_at: Utc::now(),
-        })
-        .await
+    let grace = keys::retire_grace(settings.access_ttl, settings.key_refresh);
+    let now = Utc::now();
+    let set = KeySet::from_rows(&rows, now, grace, &settings.issuer, &settings.audience)?;
+    if let Some(key) = set.signer(now)
+        && key.algorithm() == Algorithm::HS256
     {
-        Ok(()) | Err(StoreError::Duplicate) => {}
-        Err(e) => return Err(e.into()),
+        tracing::warn!(
+            kid = key.kid(),
+            "signing with the HS256 key generated by an earlier authd: only authd can verify \
+             its tokens; run `authd keys rotate` (once every instance runs this version) to \
+             move to Ed25519 and publish the public key in GetJwks"
+        );
     }
-    // Another instance may have generated one at the same moment: all take the oldest.
-    first_hs256(store)
-        .await?
-        .ok_or_else(|| KeyError::Unusable("the generated key was not stored".into()))
+    Ok(set)
 }
 
-async fn first_hs256(store: &Store) -> Result<Option<(String, Vec<u8>)>, KeyError> {
-    let Some(row) = store
-        .signing_keys()
-        .await?
-        .into_iter()
-        .find(|k| k.algorithm == "HS256")
-    else {
-        return Ok(None);
-    };
-    let material = STANDARD
-        .decode(&row.material)
-        .map_err(|e| KeyError::BadStoredKey {
-            kid: row.kid.clone(),
-            reason: e.to_string(),
-        })?;
-    Ok(Some((row.kid, material)))
-}
+#[cfg(test)]
+mod tests {
+    use base64::engine::general_purpose::STANDARD;
+    use ed25519_dalek::pkcs8::DecodePrivateKey;
 
-impl Tokens {
-    /// RFC 7517 JWKS of the public verification keys. HS256 keys are symmetric and never
-    /// published, so in HS256 mode the set is empty.
-    pub fn jwks_json(&self) -> String {
-        serde_json::json!({ "keys": [] }).to_string()
+    use super::*;
+    use crate::keys::{EDDSA, HS256};
+    use crate::store::keys::SigningKeyRow;
+
+    const TTL: Duration = Duration::from_secs(900);
+    const REFRESH: Duration = Duration::from_secs(10);
+
+    fn settings() -> TokenSettings {
+        TokenSettings {
+            issuer: "authd".into(),
+            audience: "authd".into(),
+            access_ttl: TTL,
+            key_refresh: REFRESH,
+        }
+    }
+
+    async fn store(dir: &tempfile::TempDir) -> Store {
+        let url = format!("sqlite://{}/x.db?mode=rwc", dir.path().display());
+        Store::connect_and_migrate(&SecretString::from(url))
+            .await
+            .unwrap()
+    }
+
+    fn subject() -> Subject<'static> {
+        Subject {
+            user_id: Uuid::new_v4(),
+            username: "ada",
+            session_id: Uuid::new_v4(),
+            audience: "authd",
+        }
+    }
+
+    fn mint(tokens: &Tokens, now: DateTime<Utc>) -> String {
+        tokens.mint(&subject(), now).unwrap().0
+    }
+
+    fn header_kid(token: &str) -> String {
+        jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+    }
+
+    fn jwks_kids(tokens: &Tokens) -> Vec<String> {
+        let doc: serde_json::Value = serde_json::from_str(&tokens.jwks_json()).unwrap();
+        doc["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_generated_key_is_ed25519_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let first = Tokens::load(&store, &KeySource::Database, settings())
+            .await
+            .unwrap();
+        let rows = store.signing_keys().await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].algorithm, EDDSA);
+        let der = STANDARD.decode(&rows[0].material).unwrap();
+        ed25519_dalek::SigningKey::from_pkcs8_der(&der).unwrap();
+
+        let token = mint(&first, Utc::now());
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.alg, Algorithm::EdDSA);
+        assert_eq!(header.kid.as_deref(), Some(rows[0].kid.as_str()));
+        assert_eq!(jwks_kids(&first), [rows[0].kid.clone()]);
+
+        let again = Tokens::load(&store, &KeySource::Database, settings())
+            .await
+            .unwrap();
+        assert_eq!(
+            store.signing_keys().await.unwrap().len(),
+            1,
+            "no second key"
+        );
+        let claims = again.verify(&token, None).unwrap();
+        assert_eq!(claims.username, "ada");
+        assert!(!format!("{again:?}").contains(&rows[0].material));
+    }
+
+    #[tokio::test]
+    async fn after_a_rotation_old_tokens_verify_and_new_ones_carry_the_new_kid() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let tokens = Tokens::load(&store, &KeySource::Database, settings())
+            .await
+            .unwrap();
+        let before = mint(&tokens, Utc::now());
+        let old_kid = header_kid(&before);
+
+        let new_kid = keys::rotate(&store, Utc::now()).await.unwrap();
+        // Not seen before the reload: this instance still signs with the old key.
+        assert_eq!(header_kid(&mint(&tokens, Utc::now())), old_kid);
+        tokens.reload(&store).await.unwrap();
+
+        let after = mint(&tokens, Utc::now());
+        assert_eq!(header_kid(&after), new_kid);
+        assert_ne!(new_kid, old_kid);
+        tokens.verify(&before, None).unwrap();
+        tokens.verify(&after, None).unwrap();
+        assert_eq!(jwks_kids(&tokens), [old_kid, new_kid.clone()]);
+        assert_eq!(tokens.signing_kid(Utc::now()), Some(new_kid));
+    }
+
+    #[tokio::test]
+    async fn a_next_key_is_published_at_once_and_signs_from_its_activation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let tokens = Tokens::load(&store, &KeySource::Database, settings())
+            .await
+            .unwrap();
+        let now = Utc::now();
+        let old_kid = tokens.signing_kid(now).unwrap();
+        let in_an_hour = now + chrono::Duration::hours(1);
+        let next_kid = keys::rotate(&store, in_an_hour).await.unwrap();
+        tokens.reload(&store).await.unwrap();
+
+        assert_eq!(jwks_kids(&tokens), [old_kid.clone(), next_kid.clone()]);
+        assert_eq!(header_kid(&mint(&tokens, now)), old_kid);
+        // The switch needs no reload: the set knows when the next key activates.
+        assert_eq!(tokens.signing_kid(in_an_hour), Some(next_kid));
+    }
+
+    #[tokio::test]
+    async fn a_retired_key_no_longer_verifies_nor_is_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let tokens = Tokens::load(&store, &KeySource::Database, settings())
+            .await
+            .unwrap();
+        let old = mint(&tokens, Utc::now());
+        let old_kid = header_kid(&old);
+        let new_kid = keys::rotate(&store, Utc::now()).await.unwrap();
+
+        // Just inside the grace the old key still verifies...
+        let grace = keys::retire_grace(TTL, REFRESH);
+        let almost =
+            Utc::now() + chrono::Duration::from_std(grace).unwrap() - chrono::Duration::seconds(5);
+        tokens.reload_at(&store, almost).await.unwrap();
+        tokens.verify(&old, None).unwrap();
+        assert_eq!(jwks_kids(&tokens), [old_kid, new_kid.clone()]);
+
+        // ...and past it, it is gone (the token itself has not expired: only the key).
+        let past =
+            Utc::now() + chrono::Duration::from_std(grace).unwrap() + chrono::Duration::seconds(1);
+        tokens.reload_at(&store, past).await.unwrap();
+        assert_eq!(tokens.verify(&old, None), Err(VerifyError::UnknownKey));
+        assert_eq!(jwks_kids(&tokens), [new_kid]);
+    }
+
+    #[tokio::test]
+    async fn a_database_from_before_ed25519_keeps_its_hs256_key_until_rotated() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let legacy_secret = [9u8; 64];
+        store
+            .insert_signing_key(SigningKeyRow {
+                kid: "hs256-legacy".into(),
+                algorithm: HS256.into(),
+                material: STANDARD.encode(legacy_secret),
+                created_at: Utc::now() - chrono::Duration::days(30),
+                activates_at: None,
+            })
+            .await
+            .unwrap();
+        let tokens = Tokens::load(&store, &KeySource::Database, settings())
+            .await
+            .unwrap();
+        assert_eq!(store.signing_keys().await.unwrap().len(), 1, "no key added");
+        let legacy = mint(&tokens, Utc::now());
+        let header = jsonwebtoken::decode_header(&legacy).unwrap();
+        assert_eq!(header.alg, Algorithm::HS256);
+        assert_eq!(header.kid.as_deref(), Some("hs256-legacy"));
+        tokens.verify(&legacy, None).unwrap();
+        assert_eq!(
+            tokens.jwks_json(),
+            r#"{"keys":[]}"#,
+            "a secret is never published"
+        );
+
+        let new_kid = keys::rotate(&store, Utc::now()).await.unwrap();
+        tokens.reload(&store).await.unwrap();
+        let fresh = mint(&tokens, Utc::now());
+        assert_eq!(
+            jsonwebtoken::decode_header(&fresh).unwrap().alg,
+            Algorithm::EdDSA
+        );
+        tokens.verify(&legacy, None).unwrap();
+        tokens.verify(&fresh, None).unwrap();
+        assert_eq!(jwks_kids(&tokens), [new_kid]);
+        assert!(!tokens.jwks_json().contains(&STANDARD.encode(legacy_secret)));
+    }
+
+    #[tokio::test]
+    async fn a_shared_secret_signs_hs256_publishes_nothing_and_ignores_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let secret = SecretString::from("a-shared-secret-of-at-least-32-bytes!!");
+        let tokens = Tokens::load(&store, &KeySource::Secret(secret), settings())
+            .await
+            .unwrap();
+        assert!(
+            store.signing_keys().await.unwrap().is_empty(),
+            "no key generated"
+        );
+        assert_eq!(tokens.jwks_json(), r#"{"keys":[]}"#);
+        let token = mint(&tokens, Utc::now());
+        assert_eq!(
+            jsonwebtoken::decode_header(&token).unwrap().alg,
+            Algorithm::HS256
+        );
+        keys::rotate(&store, Utc::now()).await.unwrap();
+        tokens.reload(&store).await.unwrap();
+        assert_eq!(tokens.jwks_json(), r#"{"keys":[]}"#);
+        tokens.verify(&token, None).unwrap();
+        assert!(!format!("{tokens:?}").contains("a-shared-secret"));
+    }
+
+    #[tokio::test]
+    async fn a_key_file_signs_eddsa_and_is_published() {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3u8; 32]);
+        let pem = key
+            .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .unwrap();
+        let path = dir.path().join("signing.pem");
+        std::fs::write(&path, pem.as_bytes()).unwrap();
+        let tokens = Tokens::load(&store, &KeySource::KeyFile(path), settings())
+            .await
+            .unwrap();
+        assert!(
+            store.signing_keys().await.unwrap().is_empty(),
+            "no key generated"
+        );
+        let token = mint(&tokens, Utc::now());
+        assert_eq!(
+            jsonwebtoken::decode_header(&token).unwrap().alg,
+            Algorithm::EdDSA
+        );
+        tokens.verify(&token, None).unwrap();
+        // A local verifier built from the published key accepts it.
+        let doc: serde_json::Value = serde_json::from_str(&tokens.jwks_json()).unwrap();
+        let jwk = &doc["keys"][0];
+        let x = URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap();
+        assert_eq!(x, key.verifying_key().to_bytes());
+        let kid = jwk["kid"].as_str().unwrap().to_owned();
+        let local = authd_client::Verifier::new(
+            vec![authd_client::VerificationKey::ed25519(Some(kid), &x).unwrap()],
+            "authd",
+            "authd",
+        );
+        local.verify(&token, None).unwrap();
     }
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::password::{Hasher, Verified};
 use crate::store::{Store, users::new_user};
-use crate::token::{Subject, Tokens};
+use crate::token::{KeyError, Subject, Tokens};
 
 mod credentials;
 mod error;
@@ -132,6 +132,12 @@ impl Auth {
     /// The public verification keys as a JWKS document.
     pub fn jwks_json(&self) -> String {
         self.tokens.jwks_json()
+    }
+
+    /// Re-read the signing keys from the database (a rotation by any instance or by
+    /// `authd keys rotate`). Validate keeps using the keys in force meanwhile.
+    pub async fn reload_keys(&self) -> Result<(), KeyError> {
+        self.tokens.reload(&self.store).await
     }
 
     fn audience<'a>(&'a self, requested: &'a str) -> Result<&'a str, AuthError> {

@@ -9,6 +9,9 @@ pub struct Model {
     /// base64 of the key material (a secret or a private key): never logged.
     pub material: String,
     pub created_at: DateTimeUtc,
+    /// When the key starts signing; `None` (rows from before rotation existed) means
+    /// `created_at`.
+    pub activates_at: Option<DateTimeUtc>,
 }
 
 impl std::fmt::Debug for Model {
@@ -17,6 +20,7 @@ impl std::fmt::Debug for Model {
             .field("kid", &self.kid)
             .field("algorithm", &self.algorithm)
             .field("created_at", &self.created_at)
+            .field("activates_at", &self.activates_at)
             .finish_non_exhaustive()
     }
 }
