@@ -162,3 +162,17 @@ fn read_password() -> anyhow::Result<String> {
     }
     Ok(password)
 }
+
+pub async fn healthcheck(args: authd::config::HealthcheckArgs) -> anyhow::Result<ExitCode> {
+    let url = args.url();
+    match authd::healthcheck::check(&url, &args.service, args.timeout).await {
+        Ok(()) => {
+            println!("{url}: SERVING");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -30,6 +30,56 @@ pub enum Command {
     /// Manage the signing keys kept in the database.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Ask a running authd whether it is SERVING (grpc.health.v1); exit 0 if so, 1 with one
+    /// line saying why not. For Docker HEALTHCHECK, compose and Kubernetes exec probes.
+    Healthcheck(HealthcheckArgs),
+}
+
+/// Settings of `authd healthcheck`.
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// gRPC address to check, e.g. `http://127.0.0.1:50051`. Default: AUTHD_LISTEN, with an
+    /// unspecified IP (0.0.0.0, ::) replaced by loopback.
+    #[arg(long, env = "AUTHD_HEALTHCHECK_ADDR")]
+    pub addr: Option<String>,
+
+    /// The address authd listens on; only used to derive the default `--addr`.
+    #[arg(
+        long,
+        env = "AUTHD_LISTEN",
+        default_value = "127.0.0.1:50051",
+        hide = true
+    )]
+    pub listen: SocketAddr,
+
+    /// Service to ask about; the empty string is the server as a whole.
+    #[arg(long, default_value = "authd.v1.AuthService")]
+    pub service: String,
+
+    /// Give up after this long (humantime).
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+impl HealthcheckArgs {
+    /// The URL to call.
+    pub fn url(&self) -> String {
+        if let Some(a) = &self.addr {
+            return if a.contains("://") {
+                a.clone()
+            } else {
+                format!("http://{a}")
+            };
+        }
+        let mut addr = self.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        format!("http://{addr}")
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,7 +143,8 @@ pub struct DatabaseArgs {
     #[arg(
         long,
         env = "AUTHD_DATABASE_URL",
-        default_value = "sqlite://authd.db?mode=rwc"
+        default_value = "sqlite://authd.db?mode=rwc",
+        hide_env_values = true
     )]
     pub database_url: SecretString,
 }
@@ -186,6 +237,10 @@ pub struct ServeArgs {
     /// Log format; default: pretty on a terminal, JSON otherwise. Filter with RUST_LOG.
     #[arg(long, env = "AUTHD_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+
+    /// Serve Prometheus metrics over HTTP on this address (e.g. 0.0.0.0:9090); off when unset.
+    #[arg(long, env = "AUTHD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// A setting that cannot work; the message names it and says why, in one line.

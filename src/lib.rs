@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod healthcheck;
 pub mod keys;
 pub mod metrics;
 pub mod password;

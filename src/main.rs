@@ -37,11 +37,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Migrate(db)) => cli::migrate(db).await,
         Some(Command::User(cmd)) => cli::user(cmd).await,
         Some(Command::Keys(cmd)) => cli::keys(cmd).await,
+        Some(Command::Healthcheck(args)) => cli::healthcheck(args).await,
     }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     authd::telemetry::init(args.log_format);
+    if let Some(addr) = args.metrics_listen {
+        authd::metrics::install(addr).with_context(|| format!("cannot serve metrics on {addr}"))?;
+        tracing::info!(%addr, "serving Prometheus metrics at /metrics");
+    }
     let app = Application::build(args).await.context("cannot start")?;
     app.run_until(shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)

@@ -1,12 +1,76 @@
-//! Metric names and recording helpers. With no exporter installed these are no-ops.
+//! Metric names, recording helpers and the Prometheus exporter. With no exporter installed
+//! (AUTHD_METRICS_LISTEN unset) recording is a no-op.
+use std::net::SocketAddr;
 use std::time::Duration;
+
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 
 pub const RPC_REQUESTS: &str = "authd_rpc_requests_total";
 pub const RPC_DURATION: &str = "authd_rpc_duration_seconds";
+pub const LOGINS_FAILED: &str = "authd_logins_failed_total";
+pub const REFRESH_REUSE: &str = "authd_refresh_reuse_detected_total";
+pub const SESSIONS_REVOKED: &str = "authd_sessions_revoked_total";
+pub const PASSWORD_QUEUE: &str = "authd_password_hash_queue_depth";
+pub const DB_ERRORS: &str = "authd_database_errors_total";
+
+/// Latency buckets: from a cached Validate (well under a millisecond) to a queued login.
+const RPC_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Serve `/metrics` (Prometheus text format) on `addr`. Process-wide: call once.
+pub fn install(addr: SocketAddr) -> Result<(), BuildError> {
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets_for_metric(Matcher::Full(RPC_DURATION.into()), RPC_BUCKETS)?
+        .install()?;
+    describe();
+    Ok(())
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        RPC_REQUESTS,
+        "gRPC calls finished, by method and status code"
+    );
+    describe_histogram!(RPC_DURATION, Unit::Seconds, "gRPC call latency, by method");
+    describe_counter!(LOGINS_FAILED, "Issue calls refused, by reason");
+    describe_counter!(
+        REFRESH_REUSE,
+        "spent refresh tokens presented again (sessions revoked)"
+    );
+    describe_counter!(SESSIONS_REVOKED, "sessions ended early, by cause");
+    describe_gauge!(
+        PASSWORD_QUEUE,
+        "password hash/verify jobs queued or running"
+    );
+    describe_counter!(DB_ERRORS, "database operations that failed");
+}
 
 /// Count one finished RPC and its latency.
 pub fn record_rpc(method: &str, code: i32, latency: Duration) {
     let code = format!("{:?}", tonic::Code::from_i32(code));
     metrics::counter!(RPC_REQUESTS, "method" => method.to_owned(), "code" => code).increment(1);
     metrics::histogram!(RPC_DURATION, "method" => method.to_owned()).record(latency.as_secs_f64());
+}
+
+pub fn login_failed(reason: &'static str) {
+    metrics::counter!(LOGINS_FAILED, "reason" => reason).increment(1);
+}
+
+pub fn refresh_reuse() {
+    metrics::counter!(REFRESH_REUSE).increment(1);
+}
+
+pub fn session_revoked(cause: &'static str) {
+    metrics::counter!(SESSIONS_REVOKED, "cause" => cause).increment(1);
+}
+
+pub fn password_queue(depth: usize) {
+    metrics::gauge!(PASSWORD_QUEUE).set(depth as f64);
+}
+
+pub fn db_error() {
+    metrics::counter!(DB_ERRORS).increment(1);
 }

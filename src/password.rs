@@ -152,17 +152,20 @@ struct QueueSlot<'a>(&'a AtomicUsize);
 
 impl<'a> QueueSlot<'a> {
     fn take(counter: &'a AtomicUsize, max: usize) -> Result<Self, PasswordError> {
-        if counter.fetch_add(1, Ordering::AcqRel) >= max {
+        let before = counter.fetch_add(1, Ordering::AcqRel);
+        if before >= max {
             counter.fetch_sub(1, Ordering::AcqRel);
             return Err(PasswordError::Busy);
         }
+        crate::metrics::password_queue(before + 1);
         Ok(Self(counter))
     }
 }
 
 impl Drop for QueueSlot<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        let before = self.0.fetch_sub(1, Ordering::AcqRel);
+        crate::metrics::password_queue(before.saturating_sub(1));
     }
 }
 

@@ -64,6 +64,9 @@ impl AuthError {
 
 impl From<StoreError> for AuthError {
     fn from(e: StoreError) -> Self {
+        if !matches!(e, StoreError::Duplicate) {
+            crate::metrics::db_error();
+        }
         match e {
             StoreError::Duplicate => Self::UsernameTaken,
             StoreError::Db(sea_orm::DbErr::Conn(_) | sea_orm::DbErr::ConnectionAcquire(_)) => {

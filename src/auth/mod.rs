@@ -99,11 +99,13 @@ impl Auth {
             (Some(u), Verified::Match { rehash }) => (u, rehash),
             _ => {
                 tracing::info!(event = "login_failed", "login refused: bad credentials");
+                crate::metrics::login_failed("bad_credentials");
                 return Err(AuthError::BadCredentials);
             }
         };
         if user.disabled {
             tracing::info!(event = "login_failed", user_id = %user.id, "login refused: user disabled");
+            crate::metrics::login_failed("user_disabled");
             return Err(AuthError::UserDisabled);
         }
         if rehash {

@@ -170,8 +170,11 @@ impl Auth {
                 refresh_expires_in,
             });
         }
-        self.store.revoke_session(found.session.id, now).await?;
+        if self.store.revoke_session(found.session.id, now).await? {
+            crate::metrics::session_revoked("reuse");
+        }
         self.revocations.add_session(found.session.id);
+        crate::metrics::refresh_reuse();
         tracing::warn!(
             event = "refresh_token_reuse",
             security = true,
@@ -194,6 +197,7 @@ impl Auth {
             .revoke_session(found.session.id, Utc::now())
             .await?
         {
+            crate::metrics::session_revoked("logout");
             tracing::info!(
                 event = "session_revoked",
                 user_id = %found.user.id,

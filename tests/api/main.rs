@@ -4,6 +4,8 @@
 mod helpers;
 
 mod cli;
+mod deploy;
+mod docs;
 mod grpcurl;
 mod refresh;
 mod register;

@@ -1,0 +1,230 @@
+//! Operating authd: `authd healthcheck`, the Prometheus endpoint, and the container's entry
+//! point as the Dockerfile writes it.
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+
+use crate::helpers::*;
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub async fn run(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let out = Command::new(bin)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_authd");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_reports_serving_refused_unknown_and_timeout() {
+    let Some((_db, app)) = start(Backend::Sqlite).await else {
+        return;
+    };
+    let addr = app.addr.to_string();
+
+    let ok = run(BIN, &["healthcheck", "--addr", &addr], &[]).await;
+    assert!(ok.ok, "{}{}", ok.stdout, ok.stderr);
+    assert!(ok.stdout.contains("SERVING"));
+    let whole = run(BIN, &["healthcheck", "--addr", &addr, "--service", ""], &[]).await;
+    assert!(whole.ok, "{}", whole.stderr);
+    // The default address comes from AUTHD_LISTEN, as in the container.
+    let from_env = run(
+        BIN,
+        &["healthcheck"],
+        &[("AUTHD_LISTEN", &format!("0.0.0.0:{}", app.addr.port()))],
+    )
+    .await;
+    assert!(from_env.ok, "{}", from_env.stderr);
+
+    let unknown = run(
+        BIN,
+        &["healthcheck", "--addr", &addr, "--service", "nope.Svc"],
+        &[],
+    )
+    .await;
+    assert!(!unknown.ok);
+    assert_eq!(unknown.stderr.lines().count(), 1, "{}", unknown.stderr);
+    assert!(unknown.stderr.contains("UNKNOWN"), "{}", unknown.stderr);
+
+    let closed = format!("127.0.0.1:{}", free_port());
+    let refused = run(BIN, &["healthcheck", "--addr", &closed], &[]).await;
+    assert!(!refused.ok);
+    assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("cannot connect"),
+        "{}",
+        refused.stderr
+    );
+
+    // A peer that accepts and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let started = std::time::Instant::now();
+    let timeout = run(
+        BIN,
+        &["healthcheck", "--addr", &silent_addr, "--timeout", "500ms"],
+        &[],
+    )
+    .await;
+    assert!(!timeout.ok);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(timeout.stderr.contains("no answer"), "{}", timeout.stderr);
+    hold.abort();
+    app.stop().await;
+}
+
+async fn http_get(addr: &str, path: &str) -> Option<String> {
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.ok()?;
+    Some(body)
+}
+
+/// The value of the first sample whose line starts with `prefix`.
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+async fn wait_serving(bin: &str, listen: &str) {
+    eventually(Duration::from_secs(30), || async {
+        run(
+            bin,
+            &["healthcheck", "--addr", listen, "--timeout", "1s"],
+            &[],
+        )
+        .await
+        .ok
+    })
+    .await;
+}
+
+pub fn spawn_bin(bin: &str, args: &[String], env: &HashMap<String, String>) -> Child {
+    Command::new(bin)
+        .args(args)
+        .envs(env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_endpoint_counts_calls() {
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
+    let listen = format!("127.0.0.1:{}", free_port());
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let env: HashMap<String, String> = [
+        ("AUTHD_LISTEN", listen.as_str()),
+        ("AUTHD_DATABASE_URL", db.url.as_str()),
+        ("AUTHD_METRICS_LISTEN", metrics.as_str()),
+        ("AUTHD_ARGON2_M_KIB", "256"),
+        ("AUTHD_ARGON2_T", "1"),
+        ("AUTHD_LOG_FORMAT", "json"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let _child = spawn_bin(BIN, &["serve".into()], &env);
+    wait_serving(BIN, &listen).await;
+
+    let mut c =
+        authd::proto::auth_service_client::AuthServiceClient::connect(format!("http://{listen}"))
+            .await
+            .unwrap();
+    c.register(authd::proto::RegisterRequest {
+        username: "mona".into(),
+        password: PASSWORD.into(),
+    })
+    .await
+    .unwrap();
+    let issue = |p: &str| authd::proto::IssueRequest {
+        username: "mona".into(),
+        password: p.into(),
+        audience: String::new(),
+    };
+    c.issue(issue("wrong password!")).await.unwrap_err();
+    c.issue(issue("wrong password!")).await.unwrap_err();
+    let pair = c.issue(issue(PASSWORD)).await.unwrap().into_inner();
+    let refresh = |t: &str| authd::proto::RefreshRequest {
+        refresh_token: t.into(),
+    };
+    c.refresh(refresh(&pair.refresh_token)).await.unwrap();
+    c.refresh(refresh(&pair.refresh_token)).await.unwrap_err();
+
+    let body = http_get(&metrics, "/metrics").await.unwrap();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    let reg = r#"authd_rpc_requests_total{method="/authd.v1.AuthService/Register",code="Ok"}"#;
+    assert_eq!(sample(&body, reg), Some(1.0), "{body}");
+    let bad =
+        r#"authd_rpc_requests_total{method="/authd.v1.AuthService/Issue",code="Unauthenticated"}"#;
+    assert_eq!(sample(&body, bad), Some(2.0), "{body}");
+    assert_eq!(
+        sample(
+            &body,
+            r#"authd_logins_failed_total{reason="bad_credentials"}"#
+        ),
+        Some(2.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, "authd_refresh_reuse_detected_total"),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, r#"authd_sessions_revoked_total{cause="reuse"}"#),
+        Some(1.0),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            r#"authd_rpc_duration_seconds_bucket{method="/authd.v1.AuthService/Issue",le="0.5"}"#
+        ),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, "authd_password_hash_queue_depth"),
+        Some(0.0),
+        "{body}"
+    );
+    // Never a secret in the metrics.
+    assert!(!body.contains(PASSWORD) && !body.contains(&pair.refresh_token));
+}
