@@ -23,8 +23,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            // One clear line: the chain of causes, no backtrace.
-            eprintln!("authd: {e:#}");
+            eprintln!("authd: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
@@ -32,7 +31,8 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        None => serve(ServeArgs::from_env()?).await,
+        // Settings errors read as clap's own (naming the flag and the problem).
+        None => serve(ServeArgs::from_env().unwrap_or_else(|e| e.exit())).await,
         Some(Command::Serve(args)) => serve(*args).await,
         Some(Command::Migrate(db)) => cli::migrate(db).await,
         Some(Command::User(cmd)) => cli::user(cmd).await,
@@ -50,6 +50,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let app = Application::build(args).await.context("cannot start")?;
     app.run_until(shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The error and its causes on one line, without the repeats that arise when a wrapper's
+/// message already quotes its source.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let msg = cause.to_string();
+        if line.contains(&msg) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(msg.lines().next().unwrap_or_default());
+    }
+    line
 }
 
 /// SIGINT or SIGTERM.

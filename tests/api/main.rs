@@ -7,6 +7,7 @@ mod cli;
 mod deploy;
 mod docs;
 mod grpcurl;
+mod interop;
 mod refresh;
 mod register;
 mod restart;
