@@ -40,6 +40,12 @@ fn ser_aud<S: Serializer>(aud: &[String], s: S) -> Result<S::Ok, S::Error> {
     }
 }
 
+/// `aud` for a claim set where it may be missing: absent is `None` (through
+/// `#[serde(default)]`), present is one string or many.
+pub(crate) fn de_opt_aud<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    de_aud(d).map(Some)
+}
+
 fn de_aud<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]

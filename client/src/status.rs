@@ -1,0 +1,96 @@
+//! Refusals as gRPC statuses, the way authd sends them: UNAUTHENTICATED with a
+//! `google.rpc.ErrorInfo` detail (domain `authd`) that names the reason.
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::VerifyError;
+
+/// The `domain` of the `google.rpc.ErrorInfo` detail, as authd sets it.
+pub const ERROR_DOMAIN: &str = "authd";
+
+/// Why a request was refused before it reached the service.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("the request carries no `authorization: Bearer <token>` header")]
+    MissingToken,
+    #[error(transparent)]
+    Invalid(#[from] VerifyError),
+}
+
+impl Rejection {
+    /// The stable reason: `TOKEN_MISSING`, or the [`VerifyError::reason`].
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::MissingToken => "TOKEN_MISSING",
+            Self::Invalid(e) => e.reason(),
+        }
+    }
+}
+
+impl From<Rejection> for Status {
+    fn from(r: Rejection) -> Self {
+        Status::with_error_details(
+            Code::Unauthenticated,
+            r.to_string(),
+            ErrorDetails::with_error_info(r.reason(), ERROR_DOMAIN, []),
+        )
+    }
+}
+
+/// The token of an `authorization` header value: `Bearer <token>`, the scheme in any case
+/// (RFC 7235).
+pub(crate) fn bearer_token(value: Option<&str>) -> Result<&str, Rejection> {
+    let (scheme, token) = value
+        .and_then(|v| v.trim().split_once(' '))
+        .ok_or(Rejection::MissingToken)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(Rejection::MissingToken);
+    }
+    Ok(token)
+}
+
+/// The reason authd (or this crate's interceptor and layer) gave for refusing a call: the
+/// `reason` of its `google.rpc.ErrorInfo` detail in domain `authd`, such as
+/// `TOKEN_EXPIRED` or `TOKEN_REVOKED`.
+pub fn rejection_reason(status: &Status) -> Option<String> {
+    status
+        .get_details_error_info()
+        .filter(|info| info.domain == ERROR_DOMAIN)
+        .map(|info| info.reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_are_read_leniently_and_anything_else_is_missing() {
+        assert_eq!(bearer_token(Some("Bearer abc")), Ok("abc"));
+        assert_eq!(bearer_token(Some("bearer   abc ")), Ok("abc"));
+        for bad in [
+            None,
+            Some(""),
+            Some("Bearer"),
+            Some("Bearer  "),
+            Some("Basic abc"),
+        ] {
+            assert_eq!(bearer_token(bad), Err(Rejection::MissingToken), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_rejection_becomes_unauthenticated_with_its_reason() {
+        let status = Status::from(Rejection::Invalid(VerifyError::Expired));
+        assert_eq!(status.code(), Code::Unauthenticated);
+        assert_eq!(status.message(), "the token has expired");
+        assert_eq!(rejection_reason(&status).as_deref(), Some("TOKEN_EXPIRED"));
+        let other_domain = Status::with_error_details(
+            Code::Unauthenticated,
+            "no",
+            ErrorDetails::with_error_info("X", "example.com", []),
+        );
+        assert_eq!(rejection_reason(&other_domain), None);
+        assert_eq!(rejection_reason(&Status::unauthenticated("plain")), None);
+    }
+}

@@ -1,0 +1,316 @@
+//! A service downstream of authd: `downstream.v1.Greeter` answers only callers with an authd
+//! access token, and greets them by the username in it.
+//!
+//! The token is checked by `authd-client`, in one of three ways ([`Guard`]): the tonic
+//! interceptor (local, synchronous), the tower layer (local, waits for a JWKS refetch when
+//! authd has rotated its key), or the layer asking authd's `Validate` on every call (sees
+//! revoked sessions at once). Health and reflection stay outside the guard.
+//!
+//! [`serve`] takes a bound listener and a shutdown future, so a test can start it on
+//! 127.0.0.1:0 next to a real authd:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! let config = downstream::Config::with_authd("http://127.0.0.1:50051");
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let server = tokio::spawn(downstream::serve(listener, config, async {
+//!     let _ = stopped.await;
+//! }));
+//! // ... call http://{addr} with `authorization: Bearer <token from authd's Issue>` ...
+//! # let _ = addr;
+//! let _ = stop.send(());
+//! server.await??;
+//! # Ok(())
+//! # }
+//! ```
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use authd_client::{
+    AuthInterceptor, AuthLayer, Claims, JwksOptions, KeySource, KeySourceError, Verifier,
+    VerifyError,
+};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Channel, Endpoint, Server};
+use tonic::{Request, Response, Status};
+use tower_layer::Layer as _;
+
+use crate::proto::greeter_server::{Greeter, GreeterServer};
+use crate::proto::{HelloReply, HelloRequest};
+
+/// Generated from `proto/downstream/v1/hello.proto`: messages, `GreeterServer` and
+/// `GreeterClient`.
+pub mod proto {
+    #![allow(clippy::all, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    tonic::include_proto!("downstream.v1");
+
+    /// Descriptor set served by gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/downstream_descriptor.bin"));
+}
+
+/// Default listen address (`DOWNSTREAM_LISTEN`).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50061";
+
+/// Where the keys that verify tokens come from.
+#[derive(Debug, Clone)]
+pub enum Keys {
+    /// authd's HS256 shared secret (`AUTHD_JWT_SECRET`).
+    SharedSecret(SecretString),
+    /// authd itself (`AUTHD_URL`): its `GetJwks`, or its `Validate` with [`Guard::Validate`].
+    Authd { url: String },
+}
+
+/// How a call's token is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// `AuthInterceptor`: local and synchronous (the default).
+    Interceptor,
+    /// `AuthLayer::local`: local; on an unknown key id it waits for a JWKS refetch.
+    Layer,
+    /// `AuthLayer::validate_with_authd`: asks authd on every call.
+    Validate,
+}
+
+/// Everything the service is configured with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Only `main` binds it; [`serve`] takes a listener.
+    pub listen: SocketAddr,
+    pub keys: Keys,
+    pub guard: Guard,
+    /// The issuer tokens must name (`AUTHD_ISSUER`, default `authd`).
+    pub issuer: String,
+    /// The audience tokens must be for (`AUTHD_AUDIENCE`, default `authd`).
+    pub audience: String,
+    /// The floor between JWKS refetches prompted by unknown key ids.
+    pub jwks_min_refetch: Duration,
+    /// How often the JWKS is refreshed in the background.
+    pub jwks_refresh: Duration,
+}
+
+/// A setting that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {reason}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub reason: String,
+}
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot use the shared secret: {0}")]
+    Secret(VerifyError),
+    #[error("cannot get authd's keys: {0}")]
+    Keys(#[from] KeySourceError),
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(String),
+}
+
+impl Config {
+    fn defaults(keys: Keys) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50061)),
+            keys,
+            guard: Guard::Interceptor,
+            issuer: "authd".into(),
+            audience: "authd".into(),
+            jwks_min_refetch: Duration::from_secs(10),
+            jwks_refresh: Duration::from_secs(300),
+        }
+    }
+
+    /// Verify with authd's HS256 shared secret, through the interceptor.
+    pub fn with_shared_secret(secret: impl Into<String>) -> Self {
+        Self::defaults(Keys::SharedSecret(SecretString::from(secret.into())))
+    }
+
+    /// Verify with authd's published keys (`GetJwks` at `url`), through the interceptor.
+    pub fn with_authd(url: impl Into<String>) -> Self {
+        Self::defaults(Keys::Authd { url: url.into() })
+    }
+
+    /// Read the settings from the environment (see [`Config::from_vars`]).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// Read the settings through `var`: `DOWNSTREAM_LISTEN` (default 127.0.0.1:50061),
+    /// exactly one of `AUTHD_JWT_SECRET` and `AUTHD_URL`, `AUTHD_ISSUER` and
+    /// `AUTHD_AUDIENCE` (default `authd`), `DOWNSTREAM_GUARD` (`interceptor`, `layer` or
+    /// `validate`; default `interceptor`).
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name| var(name).filter(|v| !v.trim().is_empty());
+        let keys = match (var("AUTHD_JWT_SECRET"), var("AUTHD_URL")) {
+            (Some(secret), None) => Keys::SharedSecret(SecretString::from(secret)),
+            (None, Some(url)) => Keys::Authd { url },
+            (Some(_), Some(_)) => {
+                return Err(ConfigError {
+                    setting: "AUTHD_JWT_SECRET / AUTHD_URL",
+                    reason: "set one, not both".into(),
+                });
+            }
+            (None, None) => {
+                return Err(ConfigError {
+                    setting: "AUTHD_JWT_SECRET / AUTHD_URL",
+                    reason: "set authd's shared secret, or authd's URL to fetch its keys".into(),
+                });
+            }
+        };
+        let mut config = Self::defaults(keys);
+        let listen = var("DOWNSTREAM_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.into());
+        config.listen = listen.parse().map_err(|e| ConfigError {
+            setting: "DOWNSTREAM_LISTEN",
+            reason: format!("{listen:?} is not an address: {e}"),
+        })?;
+        if let Some(issuer) = var("AUTHD_ISSUER") {
+            config.issuer = issuer;
+        }
+        if let Some(audience) = var("AUTHD_AUDIENCE") {
+            config.audience = audience;
+        }
+        if let Some(guard) = var("DOWNSTREAM_GUARD") {
+            config.guard = match guard.as_str() {
+                "interceptor" => Guard::Interceptor,
+                "layer" => Guard::Layer,
+                "validate" => Guard::Validate,
+                other => {
+                    return Err(ConfigError {
+                        setting: "DOWNSTREAM_GUARD",
+                        reason: format!("{other:?}: expected interceptor, layer or validate"),
+                    });
+                }
+            };
+        }
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.guard == Guard::Validate && !matches!(self.keys, Keys::Authd { .. }) {
+            return Err(ConfigError {
+                setting: "DOWNSTREAM_GUARD",
+                reason: "validate asks authd: it needs AUTHD_URL".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The Greeter: the guard in front of it has put the caller's [`Claims`] in the request.
+#[derive(Debug, Default, Clone)]
+pub struct Hello;
+
+#[tonic::async_trait]
+impl Greeter for Hello {
+    async fn hello(&self, request: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
+        // Without a guard there would be no claims: refuse rather than greet nobody.
+        let caller = request
+            .extensions()
+            .get::<Claims>()
+            .cloned()
+            .ok_or_else(|| Status::unauthenticated("no verified caller"))?;
+        let topic = request.into_inner().topic;
+        let message = match topic.trim() {
+            "" => format!("Hello, {}!", caller.username),
+            topic => format!("Hello, {}! Let's talk about {topic}.", caller.username),
+        };
+        Ok(Response::new(HelloReply {
+            message,
+            username: caller.username,
+            user_id: caller.sub,
+        }))
+    }
+}
+
+fn authd_channel(url: &str) -> Result<Channel, ConfigError> {
+    Endpoint::from_shared(url.to_owned())
+        .map(|e| e.connect_lazy())
+        .map_err(|e| ConfigError {
+            setting: "AUTHD_URL",
+            reason: format!("{url:?}: {e}"),
+        })
+}
+
+/// Serve Greeter (guarded), health and reflection on `listener` until `shutdown`
+/// completes; then finish in-flight calls and return.
+///
+/// With [`Keys::Authd`] and a local guard, authd's JWKS is fetched before serving (an
+/// error if authd cannot be reached) and refreshed in the background.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    config.check()?;
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_serving::<GreeterServer<Hello>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    // Health and reflection are added as they are: only the Greeter is behind the guard.
+    let router = Server::builder()
+        .add_service(health)
+        .add_service(reflection);
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+
+    let (keys, _refresh) = match (&config.keys, config.guard) {
+        (Keys::Authd { url }, Guard::Validate) => {
+            let layer = AuthLayer::validate_with_authd(authd_channel(url)?, &config.audience);
+            tracing::info!(authd = %url, "checking every call with authd's Validate");
+            return Ok(router
+                .add_service(layer.layer(GreeterServer::new(Hello)))
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await?);
+        }
+        (Keys::SharedSecret(secret), _) => {
+            let verifier = Verifier::hs256(
+                secret.expose_secret().as_bytes(),
+                &config.issuer,
+                &config.audience,
+            )
+            .map_err(ServeError::Secret)?;
+            (KeySource::fixed(verifier), None)
+        }
+        (Keys::Authd { url }, _) => {
+            let mut options = JwksOptions::new(&config.issuer, &config.audience);
+            options.min_refetch_interval = config.jwks_min_refetch;
+            options.refresh_interval = config.jwks_refresh;
+            let keys = KeySource::connect_jwks(authd_channel(url)?, options).await?;
+            tracing::info!(authd = %url, keys = keys.verifier().keys().len(), "fetched authd's keys");
+            let refresh = keys.spawn_refresh();
+            (keys, Some(refresh))
+        }
+    };
+    let served = match config.guard {
+        Guard::Interceptor => {
+            let greeter = GreeterServer::with_interceptor(Hello, AuthInterceptor::new(keys));
+            router
+                .add_service(greeter)
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+        Guard::Layer | Guard::Validate => {
+            let greeter = AuthLayer::local(keys).layer(GreeterServer::new(Hello));
+            router
+                .add_service(greeter)
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    };
+    Ok(served?)
+}

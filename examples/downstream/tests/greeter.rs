@@ -1,0 +1,313 @@
+//! The Greeter served for real on 127.0.0.1:0, called by a tonic client: each guard lets a
+//! good token through with the caller's name, and refuses the rest with UNAUTHENTICATED
+//! and the reason in an ErrorInfo detail.
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use authd_client::test_util::{FakeAuthd, TestKey, claims, claims_json, jwks_json};
+use authd_client::{Claims, rejection_reason};
+use downstream::proto::HelloRequest;
+use downstream::proto::greeter_client::GreeterClient;
+use downstream::{Config, Guard, ServeError};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Endpoint;
+use tonic::{Code, Status};
+
+const SECRET: &str = "a-shared-secret-of-32-bytes-or-more!";
+
+struct Running {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    server: JoinHandle<Result<(), ServeError>>,
+}
+
+impl Running {
+    async fn start(config: Config) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(downstream::serve(listener, config, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            stop: Some(stop),
+            server,
+        }
+    }
+
+    async fn hello(&self, token: Option<&str>) -> Result<String, Status> {
+        let channel = Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut request = tonic::Request::new(HelloRequest {
+            topic: String::new(),
+        });
+        if let Some(token) = token {
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        let reply = GreeterClient::new(channel)
+            .hello(request)
+            .await?
+            .into_inner();
+        assert!(reply.message.contains(&reply.username), "{}", reply.message);
+        Ok(reply.username)
+    }
+
+    async fn stop(mut self) -> Result<(), ServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.server.await.unwrap()
+    }
+}
+
+/// The reason of a refusal, after checking it is UNAUTHENTICATED.
+fn reason(result: Result<String, Status>) -> String {
+    let status = result.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    rejection_reason(&status).unwrap_or_else(|| panic!("no ErrorInfo reason: {status:?}"))
+}
+
+fn mint_with(key: &TestKey, edit: impl FnOnce(&mut Claims)) -> String {
+    let mut c = claims("ada");
+    edit(&mut c);
+    key.mint(&c)
+}
+
+/// What every guard must do, whatever its key source.
+async fn check_guard(server: &Running, key: &TestKey) {
+    assert_eq!(
+        server.hello(Some(&key.mint(&claims("ada")))).await.unwrap(),
+        "ada"
+    );
+
+    assert_eq!(reason(server.hello(None).await), "TOKEN_MISSING");
+    let expired = mint_with(key, |c| c.exp -= 3600);
+    assert_eq!(reason(server.hello(Some(&expired)).await), "TOKEN_EXPIRED");
+    let good = key.mint(&claims("ada"));
+    let (input, sig) = good.rsplit_once('.').unwrap();
+    let (header, _) = input.split_once('.').unwrap();
+    let as_admin = mint_with(key, |c| c.username = "admin".into());
+    let (_, admin_payload) = as_admin
+        .rsplit_once('.')
+        .unwrap()
+        .0
+        .split_once('.')
+        .unwrap();
+    let tampered = format!("{header}.{admin_payload}.{sig}");
+    assert_eq!(reason(server.hello(Some(&tampered)).await), "BAD_SIGNATURE");
+    let elsewhere = mint_with(key, |c| c.aud = vec!["billing".into()]);
+    assert_eq!(
+        reason(server.hello(Some(&elsewhere)).await),
+        "WRONG_AUDIENCE"
+    );
+    let mut id_token_header = key.header();
+    id_token_header["typ"] = "JWT".into();
+    let id_token = key.mint_raw(&id_token_header, &claims_json(&claims("ada")));
+    assert_eq!(
+        reason(server.hello(Some(&id_token)).await),
+        "WRONG_TOKEN_TYPE"
+    );
+    assert_eq!(
+        reason(server.hello(Some("garbage")).await),
+        "TOKEN_MALFORMED"
+    );
+}
+
+async fn health_is_open(addr: SocketAddr) {
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let reply = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "downstream.v1.Greeter".into(),
+        })
+        .await
+        .expect("health answers without a token")
+        .into_inner();
+    assert_eq!(
+        reply.status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+}
+
+#[tokio::test]
+async fn shared_secret_with_each_local_guard() {
+    let key = TestKey::hs256("hs256-any-kid", SECRET.as_bytes());
+    for guard in [Guard::Interceptor, Guard::Layer] {
+        let mut config = Config::with_shared_secret(SECRET);
+        config.guard = guard;
+        let server = Running::start(config).await;
+        check_guard(&server, &key).await;
+        health_is_open(server.addr).await;
+        // Another secret, an EdDSA token: neither passes.
+        let other = TestKey::hs256("hs256-any-kid", b"not the shared secret, but long enough");
+        assert_eq!(
+            reason(server.hello(Some(&other.mint(&claims("ada")))).await),
+            "BAD_SIGNATURE"
+        );
+        let ed = TestKey::ed25519("ed-1", [1; 32]);
+        assert_eq!(
+            reason(server.hello(Some(&ed.mint(&claims("ada")))).await),
+            "WRONG_ALGORITHM"
+        );
+        server.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn jwks_from_authd_with_each_local_guard_follows_a_rotation() {
+    let (old, new) = (
+        TestKey::ed25519("ed-1", [1; 32]),
+        TestKey::ed25519("ed-2", [2; 32]),
+    );
+    for guard in [Guard::Interceptor, Guard::Layer] {
+        let authd = FakeAuthd::start(jwks_json(&[&old])).await.unwrap();
+        let mut config = Config::with_authd(authd.url());
+        config.guard = guard;
+        let server = Running::start(config).await;
+        check_guard(&server, &old).await;
+        assert_eq!(
+            authd.get_jwks_calls(),
+            1,
+            "{guard:?}: fetched once at start"
+        );
+
+        authd.set_jwks(jwks_json(&[&old, &new]));
+        let rotated = new.mint(&claims("ada"));
+        match guard {
+            // The layer waits for the refetch: the first call passes.
+            Guard::Layer => assert_eq!(server.hello(Some(&rotated)).await.unwrap(), "ada"),
+            // The interceptor cannot wait: the first call is refused and starts the refetch.
+            _ => {
+                assert_eq!(reason(server.hello(Some(&rotated)).await), "UNKNOWN_KEY");
+                let mut passed = false;
+                for _ in 0..100 {
+                    if server.hello(Some(&rotated)).await.is_ok() {
+                        passed = true;
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                assert!(passed, "the background refetch brought the new key in");
+            }
+        }
+        assert_eq!(authd.get_jwks_calls(), 2, "{guard:?}");
+        // Garbage kids inside the floor cost authd nothing.
+        let garbage = TestKey::ed25519("ed-9", [9; 32]);
+        for _ in 0..5 {
+            assert_eq!(
+                reason(server.hello(Some(&garbage.mint(&claims("eve")))).await),
+                "UNKNOWN_KEY"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(authd.get_jwks_calls(), 2, "{guard:?}");
+        server.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn validate_guard_sees_a_revoked_session_at_once() {
+    let key = TestKey::ed25519("ed-1", [1; 32]);
+    let authd = FakeAuthd::start(jwks_json(&[&key])).await.unwrap();
+    authd.validate_with(authd_client::Verifier::new(
+        vec![key.verification_key()],
+        "authd",
+        "authd",
+    ));
+    let mut config = Config::with_authd(authd.url());
+    config.guard = Guard::Validate;
+    let server = Running::start(config).await;
+    check_guard(&server, &key).await;
+    health_is_open(server.addr).await;
+
+    let c = claims("ada");
+    let token = key.mint(&c);
+    assert_eq!(server.hello(Some(&token)).await.unwrap(), "ada");
+    authd.revoke_session(&c.sid);
+    assert_eq!(reason(server.hello(Some(&token)).await), "TOKEN_REVOKED");
+    assert_eq!(
+        authd.get_jwks_calls(),
+        0,
+        "validate mode never fetches keys"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_authd_stops_the_start_with_an_error() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let server = Running::start(Config::with_authd(format!("http://{port}"))).await;
+    let err = server.server.await.unwrap().unwrap_err();
+    assert!(matches!(err, ServeError::Keys(_)), "{err}");
+}
+
+#[test]
+fn configuration_from_the_environment() {
+    let from = |vars: &[(&str, &str)]| {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_vars(|name| vars.get(name).cloned())
+    };
+    let c = from(&[("AUTHD_JWT_SECRET", SECRET)]).unwrap();
+    assert_eq!(c.listen.to_string(), "127.0.0.1:50061");
+    assert_eq!((c.issuer.as_str(), c.audience.as_str()), ("authd", "authd"));
+    assert_eq!(c.guard, Guard::Interceptor);
+    assert!(
+        !format!("{c:?}").contains(SECRET),
+        "the secret is never printed"
+    );
+
+    let c = from(&[
+        ("AUTHD_URL", "http://authd:50051"),
+        ("AUTHD_ISSUER", "https://auth.example"),
+        ("AUTHD_AUDIENCE", "greeter"),
+        ("DOWNSTREAM_LISTEN", "0.0.0.0:7000"),
+        ("DOWNSTREAM_GUARD", "validate"),
+    ])
+    .unwrap();
+    assert_eq!(c.listen.to_string(), "0.0.0.0:7000");
+    assert_eq!(c.audience, "greeter");
+    assert_eq!(c.guard, Guard::Validate);
+
+    for (vars, setting) in [
+        (vec![], "AUTHD_JWT_SECRET / AUTHD_URL"),
+        (
+            vec![("AUTHD_JWT_SECRET", SECRET), ("AUTHD_URL", "http://a")],
+            "AUTHD_JWT_SECRET / AUTHD_URL",
+        ),
+        (
+            vec![
+                ("AUTHD_JWT_SECRET", SECRET),
+                ("DOWNSTREAM_GUARD", "validate"),
+            ],
+            "DOWNSTREAM_GUARD",
+        ),
+        (
+            vec![("AUTHD_URL", "http://a"), ("DOWNSTREAM_GUARD", "nope")],
+            "DOWNSTREAM_GUARD",
+        ),
+        (
+            vec![("AUTHD_URL", "http://a"), ("DOWNSTREAM_LISTEN", "nowhere")],
+            "DOWNSTREAM_LISTEN",
+        ),
+    ] {
+        assert_eq!(from(&vars).unwrap_err().setting, setting, "{vars:?}");
+    }
+}
