@@ -4,8 +4,8 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::auth::AuthError;
 
-/// Domain of the `google.rpc.ErrorInfo` detail.
-pub const ERROR_DOMAIN: &str = "authd";
+// The domain verifiers (authd-client's interceptor and layer) use too: one name for both.
+pub use authd_client::ERROR_DOMAIN;
 
 impl From<AuthError> for Status {
     fn from(e: AuthError) -> Self {

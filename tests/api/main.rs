@@ -6,6 +6,7 @@ mod helpers;
 mod cli;
 mod deploy;
 mod docs;
+mod downstream;
 mod grpcurl;
 mod interop;
 mod refresh;

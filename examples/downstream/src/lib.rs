@@ -257,15 +257,24 @@ pub async fn serve(
     config.check()?;
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<GreeterServer<Hello>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
         .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    // grpcurl 1.8 speaks only v1alpha.
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
     // Health and reflection are added as they are: only the Greeter is behind the guard.
     let router = Server::builder()
         .add_service(health)
-        .add_service(reflection);
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
 
     let (keys, _refresh) = match (&config.keys, config.guard) {
