@@ -3,7 +3,6 @@
 //! follows a key rotation.
 use std::time::Duration;
 
-use authd::proto::GetJwksRequest;
 use authd_client::{Verifier, rejection_reason};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -223,14 +222,7 @@ async fn rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key() {
     app.validate(&before.access_token, "").await.unwrap();
     app.validate(&after.access_token, "").await.unwrap();
     // ...and local verification from the JWKS, which now lists both keys.
-    let jwks = app
-        .client
-        .clone()
-        .get_jwks(GetJwksRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .jwks_json;
+    let jwks = app.jwks().await;
     let local = Verifier::from_jwks_json(&jwks, "authd", "authd").unwrap();
     assert_eq!(local.keys().len(), 2);
     local.verify(&before.access_token, None).unwrap();
@@ -246,28 +238,10 @@ async fn rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key() {
 /// real authd and the example, only the addresses differ.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readme_example_walkthrough_runs_as_written() {
-    if std::process::Command::new("grpcurl")
-        .arg("-version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "grpcurl must be on PATH under CI"
-        );
+    if !have_grpcurl() {
         return;
     }
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let section = readme
-        .split("## Verify tokens in your own service")
-        .nth(1)
-        .unwrap();
-    let script = section
-        .split("```sh\n")
-        .nth(2)
-        .and_then(|s| s.split("```").next())
-        .expect("the section's second sh block");
+    let script = readme_sh_block("## Verify tokens in your own service", 1);
 
     let Some(db) = TestDb::new(Backend::Sqlite).await else {
         return;
@@ -289,17 +263,7 @@ async fn readme_example_walkthrough_runs_as_written() {
     let script = script
         .replace("127.0.0.1:50051", &app.addr.to_string())
         .replace("127.0.0.1:50061", &ds_addr.to_string());
-    let out = tokio::process::Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &script])
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_script(&script).await;
     assert!(stdout.contains("Hello, bob!"), "{stdout}");
     let _ = stop.send(());
     handle.await.unwrap();

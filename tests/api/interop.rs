@@ -2,7 +2,6 @@
 //! EdDSA ones through the published JWKS, HS256 ones through the shared secret.
 use std::process::Command;
 
-use authd::proto::GetJwksRequest;
 use serde_json::Value;
 
 use crate::helpers::*;
@@ -33,7 +32,7 @@ fn pyjwt(args: &[&str]) -> Result<Value, String> {
 async fn pyjwt_verifies_eddsa_tokens_from_the_jwks_and_hs256_from_the_secret() {
     if !have_pyjwt() {
         assert!(
-            std::env::var_os("CI").is_none(),
+            !in_ci(),
             "PyJWT and cryptography must be installed under CI (pip install pyjwt cryptography)"
         );
         eprintln!("skipping: PyJWT not installed");
@@ -47,14 +46,7 @@ async fn pyjwt_verifies_eddsa_tokens_from_the_jwks_and_hs256_from_the_secret() {
     s.jwt_secret = None;
     let app = spawn(s).await;
     let pair = app.login("pat").await;
-    let jwks = app
-        .client
-        .clone()
-        .get_jwks(GetJwksRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .jwks_json;
+    let jwks = app.jwks().await;
     let claims = pyjwt(&["eddsa", &jwks, &pair.access_token, "authd", "authd"]).unwrap();
     assert_eq!(claims["username"], "pat");
     // It also refuses what it should: another audience, a tampered token.

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod cli;
+mod container;
 mod deploy;
 mod docs;
 mod downstream;
