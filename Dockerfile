@@ -18,7 +18,7 @@ COPY --from=planner /src/recipe.json recipe.json
 # The dependency build, in its own layer: rebuilt only when Cargo.toml or Cargo.lock change.
 RUN cargo chef cook --release --locked --recipe-path recipe.json
 COPY . .
-RUN cargo build --release --locked --bin authd --bin downstream \
+RUN cargo build --release --locked -p authd -p downstream \
     && mkdir -p /data
 
 # distroless "nonroot" is uid/gid 65532.
