@@ -1,6 +1,7 @@
 //! Metric names, recording helpers and the Prometheus exporter. With no exporter installed
 //! (AUTHD_METRICS_LISTEN unset) recording is a no-op.
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
@@ -18,6 +19,10 @@ const RPC_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
+// Whether an exporter runs: with metrics off (the default), the per-RPC labels are not
+// even built, so every call skips their allocations.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
 /// Serve `/metrics` (Prometheus text format) on `addr`. Process-wide: call once.
 pub fn install(addr: SocketAddr) -> Result<(), BuildError> {
     PrometheusBuilder::new()
@@ -25,6 +30,7 @@ pub fn install(addr: SocketAddr) -> Result<(), BuildError> {
         .set_buckets_for_metric(Matcher::Full(RPC_DURATION.into()), RPC_BUCKETS)?
         .install()?;
     describe();
+    INSTALLED.store(true, Ordering::Relaxed);
     Ok(())
 }
 
@@ -50,6 +56,9 @@ fn describe() {
 
 /// Count one finished RPC and its latency.
 pub fn record_rpc(method: &str, code: i32, latency: Duration) {
+    if !INSTALLED.load(Ordering::Relaxed) {
+        return;
+    }
     let code = format!("{:?}", tonic::Code::from_i32(code));
     metrics::counter!(RPC_REQUESTS, "method" => method.to_owned(), "code" => code).increment(1);
     metrics::histogram!(RPC_DURATION, "method" => method.to_owned()).record(latency.as_secs_f64());
