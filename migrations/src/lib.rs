@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261129_000001_initial;
 mod m20261129_000002_signing_key_activation;
+mod m20261129_000003_revocation_indexes;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261129_000001_initial::Migration),
             Box::new(m20261129_000002_signing_key_activation::Migration),
+            Box::new(m20261129_000003_revocation_indexes::Migration),
         ]
     }
 }
