@@ -42,6 +42,8 @@ pub enum StartError {
     },
     #[error("cannot read the revocation state: {0}")]
     Auth(#[from] crate::auth::AuthError),
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -122,21 +124,16 @@ impl Application {
     /// return.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
         let (reporter, health) = tonic_health::server::health_reporter();
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            // Lets grpcurl decode the google.rpc.ErrorInfo detail of refusals.
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .map_err(|e| StartError::Config(bad_descriptor(e)))?;
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                // Lets grpcurl decode the google.rpc.ErrorInfo detail of refusals.
+                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1 = reflection().build_v1()?;
         // grpcurl 1.8 speaks only v1alpha.
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            // Lets grpcurl decode the google.rpc.ErrorInfo detail of refusals.
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()
-            .map_err(|e| StartError::Config(bad_descriptor(e)))?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
         let api = AuthServiceServer::new(AuthApi::new(self.auth.clone()))
             .max_decoding_message_size(MAX_REQUEST_BYTES);
 
@@ -183,13 +180,6 @@ impl Application {
         }
         tracing::info!("authd stopped");
         Ok(served?)
-    }
-}
-
-fn bad_descriptor(e: impl std::fmt::Display) -> ConfigError {
-    ConfigError {
-        setting: "proto descriptor",
-        reason: e.to_string(),
     }
 }
 
