@@ -4,7 +4,7 @@ use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use authd::auth::{self, Username};
+use authd::auth::{self, LoginName, PasswordPolicy};
 use authd::config::{DatabaseArgs, KeysCommand, ServeArgs, UserCommand};
 use authd::keys;
 use authd::password::Hasher;
@@ -29,12 +29,24 @@ async fn open(db: &DatabaseArgs) -> anyhow::Result<Store> {
 pub async fn user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         UserCommand::Add { name, db } => {
+            // The argon2 and password policies come from the same env vars as the server's.
+            let serve = ServeArgs::from_env()?;
+            serve.validate_password_policy()?;
+            let policy = PasswordPolicy::new(
+                serve.password_min_length,
+                serve.password_min_score,
+                &["authd", &serve.issuer],
+            );
             let store = open(&db).await?;
             let password = read_password()?;
-            // The argon2 policy comes from the same env vars as the server's.
-            let serve = ServeArgs::from_env()?;
             let hasher = Hasher::new(serve.argon2_m_kib, serve.argon2_t, serve.argon2_p)?;
-            let id = auth::create_user(&store, &hasher, &name, password).await?;
+            let id = auth::create_user(&store, &hasher, &policy, &name, password)
+                .await
+                // The stable reason too, for scripts: as the API's ErrorInfo carries it.
+                .map_err(|e| match e.reason() {
+                    Some(reason) => anyhow::anyhow!("{e} [{reason}]"),
+                    None => anyhow::Error::new(e),
+                })?;
             println!("{id}");
         }
         UserCommand::Disable { name, db } => set_disabled(&db, &name, true).await?,
@@ -119,24 +131,32 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The user a name refers to, whichever username rule it was registered under.
 async fn find(store: &Store, name: &str) -> anyhow::Result<authd::store::users::User> {
-    let key = Username::parse(name)?;
-    match store.user_by_key(key.key()).await? {
+    let login = LoginName::parse(name)?;
+    match auth::find_user(store, &login).await? {
         Some(u) => Ok(u),
-        None => bail!("no user named {:?}", key.as_str()),
+        None => bail!("no user named {:?}", name.trim()),
     }
 }
 
 async fn set_disabled(db: &DatabaseArgs, name: &str, disabled: bool) -> anyhow::Result<()> {
     let store = open(db).await?;
-    let key = Username::parse(name)?;
-    match store.set_user_disabled(key.key(), disabled).await? {
-        Some(u) if disabled => println!(
-            "disabled {} (running servers refuse their tokens within AUTHD_REVOCATION_REFRESH)",
-            u.username
+    let user = find(&store, name).await?;
+    match store
+        .set_user_disabled(user.id, disabled, Utc::now())
+        .await?
+    {
+        Some(ended) if disabled => println!(
+            "disabled {} and ended {ended} session(s) (running servers refuse their tokens \
+             within AUTHD_REVOCATION_REFRESH)",
+            user.username
         ),
-        Some(u) => println!("enabled {}", u.username),
-        None => bail!("no user named {:?}", key.as_str()),
+        Some(_) => println!(
+            "enabled {} (they can log in again; their old sessions stay ended)",
+            user.username
+        ),
+        None => bail!("no user named {:?}", user.username),
     }
     Ok(())
 }

@@ -188,6 +188,11 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTHD_AUDIENCE", default_value = "authd")]
     pub audience: String,
 
+    /// Audiences a token may be issued for or validated against besides the default one
+    /// (comma-separated). `Issue` and `Validate` refuse any other with AUDIENCE_NOT_ALLOWED.
+    #[arg(long, env = "AUTHD_AUDIENCES", value_delimiter = ',')]
+    pub audiences: Vec<String>,
+
     /// Access-token lifetime (humantime: 15m, 1h).
     #[arg(long, env = "AUTHD_ACCESS_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
     pub access_ttl: Duration,
@@ -205,8 +210,9 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTHD_REFRESH_REUSE_GRACE", default_value = "0s", value_parser = humantime::parse_duration)]
     pub refresh_reuse_grace: Duration,
 
-    /// Whether anyone may call Register.
-    #[arg(long, env = "AUTHD_ALLOW_REGISTRATION", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Whether anyone may call Register (self sign-up). Off by default: users are added with
+    /// `authd user add` unless this is turned on.
+    #[arg(long, env = "AUTHD_ALLOW_REGISTRATION", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_registration: bool,
 
     /// argon2id memory cost in KiB.
@@ -220,6 +226,49 @@ pub struct ServeArgs {
     /// argon2id lanes.
     #[arg(long, env = "AUTHD_ARGON2_P", default_value_t = 1)]
     pub argon2_p: u32,
+
+    /// Fewest characters (Unicode code points) a new password may have; at least 8 (NIST
+    /// SP 800-63B). Logins with older, shorter passwords keep working.
+    #[arg(long, env = "AUTHD_PASSWORD_MIN_LENGTH", default_value_t = 8)]
+    pub password_min_length: usize,
+
+    /// Lowest zxcvbn strength score (0-4) a new password must reach; common passwords and
+    /// ones built from the username or service name are refused below it.
+    #[arg(long, env = "AUTHD_PASSWORD_MIN_SCORE", default_value_t = 3)]
+    pub password_min_score: u8,
+
+    /// Failed logins an account may have before each further try must wait. Counted in the
+    /// database: every instance sees the same count.
+    #[arg(long, env = "AUTHD_LOGIN_FREE_FAILURES", default_value_t = 5)]
+    pub login_free_failures: u32,
+
+    /// The wait after the first failure past the free ones; it doubles with each further
+    /// failure, up to AUTHD_LOGIN_MAX_DELAY (account) or AUTHD_ADDRESS_MAX_DELAY (address).
+    #[arg(long, env = "AUTHD_LOGIN_DELAY", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub login_delay: Duration,
+
+    /// The longest wait imposed on an account: also the longest a guesser can lock its real
+    /// owner out after the last wrong guess.
+    #[arg(long, env = "AUTHD_LOGIN_MAX_DELAY", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub login_max_delay: Duration,
+
+    /// Failure counts (account and address) are forgotten this long after their last failure.
+    #[arg(long, env = "AUTHD_LOGIN_FAILURE_RESET", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub login_failure_reset: Duration,
+
+    /// Failed logins one source address may have (at any accounts) before each further try
+    /// must wait. Counted in memory, per instance.
+    #[arg(long, env = "AUTHD_ADDRESS_FREE_FAILURES", default_value_t = 20)]
+    pub address_free_failures: u32,
+
+    /// The longest wait imposed on a source address.
+    #[arg(long, env = "AUTHD_ADDRESS_MAX_DELAY", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub address_max_delay: Duration,
+
+    /// Proxies (IPs or CIDR ranges, comma-separated) whose X-Forwarded-For header names the
+    /// real client address. From any other peer the header is ignored.
+    #[arg(long, env = "AUTHD_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// How often the view of revoked sessions and disabled users is reloaded from the
     /// database: the longest another instance's revocation goes unseen by Validate here.
@@ -243,6 +292,14 @@ pub struct ServeArgs {
     pub metrics_listen: Option<SocketAddr>,
 }
 
+/// An IP range, or one address as a range of one.
+fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is not an IP address or CIDR range"))
+}
+
 /// A setting that cannot work; the message names it and says why, in one line.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid setting {setting}: {reason}")]
@@ -259,12 +316,42 @@ fn bad(setting: &'static str, reason: impl Into<String>) -> ConfigError {
 }
 
 impl ServeArgs {
+    /// The default audience followed by the other allowed ones, without repeats.
+    pub fn allowed_audiences(&self) -> Vec<String> {
+        let mut all = vec![self.audience.clone()];
+        for a in &self.audiences {
+            let a = a.trim();
+            if !all.iter().any(|x| x == a) {
+                all.push(a.to_owned());
+            }
+        }
+        all
+    }
+
     /// The settings of `authd serve` with no flags: defaults and `AUTHD_*` variables.
     pub fn from_env() -> Result<Self, clap::Error> {
         match Cli::try_parse_from(["authd", "serve"])?.command {
             Some(Command::Serve(args)) => Ok(*args),
             _ => Err(clap::Error::new(clap::error::ErrorKind::MissingSubcommand)),
         }
+    }
+
+    /// The password settings alone (`authd user add` applies them without serving).
+    pub fn validate_password_policy(&self) -> Result<(), ConfigError> {
+        use crate::auth::{PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS};
+        if !(PASSWORD_MIN_CHARS..=PASSWORD_MAX_BYTES).contains(&self.password_min_length) {
+            return Err(bad(
+                "AUTHD_PASSWORD_MIN_LENGTH",
+                format!(
+                    "must be between {PASSWORD_MIN_CHARS} (NIST SP 800-63B) and \
+                     {PASSWORD_MAX_BYTES}"
+                ),
+            ));
+        }
+        if self.password_min_score > 4 {
+            return Err(bad("AUTHD_PASSWORD_MIN_SCORE", "must be 0 to 4"));
+        }
+        Ok(())
     }
 
     /// Checks what clap's types cannot: relations between settings, minimum strengths.
@@ -289,6 +376,14 @@ impl ServeArgs {
         if self.audience.trim().is_empty() {
             return Err(bad("AUTHD_AUDIENCE", "must not be empty"));
         }
+        for a in &self.audiences {
+            if a.trim().is_empty() || a.chars().count() > 256 || a.chars().any(char::is_control) {
+                return Err(bad(
+                    "AUTHD_AUDIENCES",
+                    "each audience must be 1 to 256 characters with no control characters",
+                ));
+            }
+        }
         let secs = |d: Duration| d.as_secs();
         if secs(self.access_ttl) < 1 {
             return Err(bad("AUTHD_ACCESS_TTL", "must be at least 1s"));
@@ -301,6 +396,29 @@ impl ServeArgs {
                 "AUTHD_SESSION_MAX_AGE",
                 "must not be shorter than the access-token lifetime",
             ));
+        }
+        if self.login_free_failures == 0 || self.address_free_failures == 0 {
+            return Err(bad(
+                "AUTHD_LOGIN_FREE_FAILURES/AUTHD_ADDRESS_FREE_FAILURES",
+                "must be at least 1",
+            ));
+        }
+        if self.login_delay.is_zero() {
+            return Err(bad("AUTHD_LOGIN_DELAY", "must be more than 0s"));
+        }
+        for (name, max) in [
+            ("AUTHD_LOGIN_MAX_DELAY", self.login_max_delay),
+            ("AUTHD_ADDRESS_MAX_DELAY", self.address_max_delay),
+        ] {
+            if max < self.login_delay {
+                return Err(bad(name, "must not be shorter than AUTHD_LOGIN_DELAY"));
+            }
+            if max > self.login_failure_reset {
+                return Err(bad(
+                    "AUTHD_LOGIN_FAILURE_RESET",
+                    format!("must not be shorter than {name}, or counts end before their wait"),
+                ));
+            }
         }
         if self.revocation_refresh.is_zero() {
             return Err(bad("AUTHD_REVOCATION_REFRESH", "must be more than 0s"));
@@ -319,6 +437,7 @@ impl ServeArgs {
                 )
             },
         )?;
+        self.validate_password_policy()?;
         // Durations must fit the i64 seconds of JWT claims and chrono arithmetic.
         for (name, d) in [
             ("AUTHD_ACCESS_TTL", self.access_ttl),
@@ -327,6 +446,7 @@ impl ServeArgs {
             ("AUTHD_REFRESH_REUSE_GRACE", self.refresh_reuse_grace),
             ("AUTHD_CLEANUP_RETENTION", self.cleanup_retention),
             ("AUTHD_KEY_REFRESH", self.key_refresh),
+            ("AUTHD_LOGIN_FAILURE_RESET", self.login_failure_reset),
         ] {
             if d.as_secs() > 100 * 365 * 24 * 3600 {
                 return Err(bad(name, "must be at most 100 years"));
@@ -359,6 +479,39 @@ mod tests {
         assert_eq!(d.access_ttl, Duration::from_secs(900));
         assert_eq!(d.refresh_ttl, Duration::from_secs(30 * 86400));
         assert_eq!(d.argon2_m_kib, 19456);
+        assert!(
+            !d.allow_registration,
+            "self sign-up is off unless turned on"
+        );
+        assert!(d.audiences.is_empty() && d.trusted_proxies.is_empty());
+        assert_eq!(d.allowed_audiences(), ["authd"]);
+    }
+
+    #[test]
+    fn audiences_and_trusted_proxies_parse_and_throttle_settings_are_checked() {
+        let a = parse(&[
+            "--audiences",
+            "billing,reports,billing",
+            "--trusted-proxies",
+            "10.0.0.0/8,192.0.2.7",
+        ])
+        .unwrap();
+        assert_eq!(a.allowed_audiences(), ["authd", "billing", "reports"]);
+        assert_eq!(a.trusted_proxies.len(), 2);
+        assert!(a.trusted_proxies[1].contains(&"192.0.2.7".parse::<std::net::IpAddr>().unwrap()));
+        assert!(parse(&["--trusted-proxies", "example.com"]).is_err());
+        assert!(
+            parse(&["--audiences", "ok,"])
+                .unwrap_err()
+                .contains("AUTHD_AUDIENCES")
+        );
+        assert!(
+            parse(&["--login-free-failures", "0"])
+                .unwrap_err()
+                .contains("AUTHD_LOGIN_FREE_FAILURES")
+        );
+        let err = parse(&["--login-max-delay", "2h"]).unwrap_err();
+        assert!(err.contains("AUTHD_LOGIN_FAILURE_RESET"), "{err}");
     }
 
     #[test]
@@ -414,5 +567,17 @@ mod tests {
             cli.command,
             Some(Command::Keys(KeysCommand::List { .. }))
         ));
+    }
+
+    #[test]
+    fn password_settings_have_nists_floor() {
+        let d = ServeArgs::from_env().unwrap();
+        assert_eq!((d.password_min_length, d.password_min_score), (8, 3));
+        let err = parse(&["--password-min-length", "7"]).unwrap_err();
+        assert!(err.contains("AUTHD_PASSWORD_MIN_LENGTH"), "{err}");
+        let err = parse(&["--password-min-score", "5"]).unwrap_err();
+        assert!(err.contains("AUTHD_PASSWORD_MIN_SCORE"), "{err}");
+        let ok = parse(&["--password-min-length", "12", "--password-min-score", "0"]).unwrap();
+        assert_eq!((ok.password_min_length, ok.password_min_score), (12, 0));
     }
 }

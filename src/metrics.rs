@@ -9,9 +9,11 @@ use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 pub const RPC_REQUESTS: &str = "authd_rpc_requests_total";
 pub const RPC_DURATION: &str = "authd_rpc_duration_seconds";
 pub const LOGINS_FAILED: &str = "authd_logins_failed_total";
+pub const LOGINS_THROTTLED: &str = "authd_logins_throttled_total";
 pub const REFRESH_REUSE: &str = "authd_refresh_reuse_detected_total";
 pub const SESSIONS_REVOKED: &str = "authd_sessions_revoked_total";
-pub const PASSWORD_QUEUE: &str = "authd_password_hash_queue_depth";
+pub const PASSWORD_HASHES_QUEUED: &str = "authd_password_hashes_queued";
+pub const PASSWORD_HASHES_RUNNING: &str = "authd_password_hashes_running";
 pub const DB_ERRORS: &str = "authd_database_errors_total";
 
 /// Latency buckets: from a cached Validate (well under a millisecond) to a queued login.
@@ -43,13 +45,22 @@ fn describe() {
     describe_histogram!(RPC_DURATION, Unit::Seconds, "gRPC call latency, by method");
     describe_counter!(LOGINS_FAILED, "Issue calls refused, by reason");
     describe_counter!(
+        LOGINS_THROTTLED,
+        "Issue calls refused before any password check because the account or the \
+         source address must wait, by scope"
+    );
+    describe_counter!(
         REFRESH_REUSE,
         "spent refresh tokens presented again (sessions revoked)"
     );
     describe_counter!(SESSIONS_REVOKED, "sessions ended early, by cause");
     describe_gauge!(
-        PASSWORD_QUEUE,
-        "password hash/verify jobs queued or running"
+        PASSWORD_HASHES_QUEUED,
+        "password hash/verify jobs waiting for a hashing worker"
+    );
+    describe_gauge!(
+        PASSWORD_HASHES_RUNNING,
+        "password hash/verify jobs running (never more than the core count)"
     );
     describe_counter!(DB_ERRORS, "database operations that failed");
 }
@@ -68,6 +79,10 @@ pub fn login_failed(reason: &'static str) {
     metrics::counter!(LOGINS_FAILED, "reason" => reason).increment(1);
 }
 
+pub fn login_throttled(scope: &'static str) {
+    metrics::counter!(LOGINS_THROTTLED, "scope" => scope).increment(1);
+}
+
 pub fn refresh_reuse() {
     metrics::counter!(REFRESH_REUSE).increment(1);
 }
@@ -76,8 +91,9 @@ pub fn session_revoked(cause: &'static str) {
     metrics::counter!(SESSIONS_REVOKED, "cause" => cause).increment(1);
 }
 
-pub fn password_queue(depth: usize) {
-    metrics::gauge!(PASSWORD_QUEUE).set(depth as f64);
+pub fn password_hashes(queued: usize, running: usize) {
+    metrics::gauge!(PASSWORD_HASHES_QUEUED).set(queued as f64);
+    metrics::gauge!(PASSWORD_HASHES_RUNNING).set(running as f64);
 }
 
 pub fn db_error() {

@@ -1,13 +1,13 @@
-//! argon2id hashing on a blocking pool bounded to the core count, so a storm of logins
+//! argon2id hashing on a pool of threads bounded to the core count, so a storm of logins
 //! queues here instead of starving the async runtime (and with it `Validate`).
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 /// A hashing failure. `Busy` means the queue is full: the caller should retry later.
 #[derive(Debug, thiserror::Error)]
@@ -34,9 +34,7 @@ pub enum Verified {
 #[derive(Clone)]
 pub struct Hasher {
     params: Params,
-    permits: Arc<Semaphore>,
-    waiting: Arc<AtomicUsize>,
-    max_waiting: usize,
+    pool: Arc<Pool>,
     // Verified against for unknown users, so they cost what a wrong password costs.
     dummy: Arc<str>,
 }
@@ -47,6 +45,48 @@ impl std::fmt::Debug for Hasher {
             .field("params", &self.params)
             .finish_non_exhaustive()
     }
+}
+
+/// The hashing workers and their admission state: one OS thread per core runs the jobs
+/// (threads of their own, so the async runtime and its blocking pool never hash, and a
+/// thread's argon2 memory is reused by its next job); at most `workers` jobs hold a permit,
+/// at most `max_waiting` are queued or running.
+#[derive(Debug)]
+struct Pool {
+    permits: Arc<Semaphore>,
+    queued: AtomicUsize,
+    running: AtomicUsize,
+    max_waiting: usize,
+    jobs: mpsc::Sender<Job>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Start `n` hashing threads fed by one queue. They end when the last sender (the last
+/// clone of the `Hasher`) is gone.
+fn start_workers(n: usize) -> Result<mpsc::Sender<Job>, PasswordError> {
+    let (tx, rx) = mpsc::channel::<Job>();
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..n {
+        let rx = rx.clone();
+        std::thread::Builder::new()
+            .name(format!("authd-hash-{i}"))
+            .spawn(move || {
+                loop {
+                    // The lock is held only while taking a job, not while running it.
+                    let job = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            })
+            .map_err(|e| PasswordError::Hash(format!("cannot start a hashing thread: {e}")))?;
+    }
+    Ok(tx)
 }
 
 impl Hasher {
@@ -61,17 +101,16 @@ impl Hasher {
             .to_string();
         Ok(Self {
             params,
-            permits: Arc::new(Semaphore::new(workers)),
-            waiting: Arc::new(AtomicUsize::new(0)),
-            // Beyond this many queued checks a caller waits seconds: refuse instead.
-            max_waiting: workers * 64,
+            pool: Arc::new(Pool {
+                permits: Arc::new(Semaphore::new(workers)),
+                queued: AtomicUsize::new(0),
+                running: AtomicUsize::new(0),
+                // Beyond this many queued checks a caller waits seconds: refuse instead.
+                max_waiting: workers * 64,
+                jobs: start_workers(workers)?,
+            }),
             dummy: dummy.into(),
         })
-    }
-
-    /// Password checks queued or running right now.
-    pub fn queue_depth(&self) -> usize {
-        self.waiting.load(Ordering::Relaxed)
     }
 
     /// Hash a new password into a PHC string.
@@ -111,21 +150,79 @@ impl Hasher {
         .await
     }
 
-    async fn run<T, F>(&self, f: F) -> Result<T, PasswordError>
+    /// Run `f` on a hashing thread once a worker permit is free. The permit and the
+    /// queue slot belong to the job, not to the caller: a caller that goes away (deadline,
+    /// reset) leaves a running job holding its permit to the end, so cancelled calls can
+    /// never put more hashes on the CPU than the cap. A job whose caller left before it
+    /// started is skipped.
+    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, PasswordError>
     where
         F: FnOnce() -> Result<T, PasswordError> + Send + 'static,
         T: Send + 'static,
     {
-        let _queued = QueueSlot::take(&self.waiting, self.max_waiting)?;
-        let _permit = self
+        let ticket = Ticket::queue(self.pool.clone())?;
+        let permit = self
+            .pool
             .permits
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| PasswordError::Join)?;
+        let running = ticket.start(permit);
+        let (tx, rx) = oneshot::channel();
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(f))
-            .await
-            .map_err(|_| PasswordError::Join)?
+        let job: Job = Box::new(move || {
+            let _running = running;
+            if tx.is_closed() {
+                return;
+            }
+            let _ = tx.send(span.in_scope(f));
+        });
+        // A permit is held, so a worker is free (or about to be): the job never waits long.
+        self.pool.jobs.send(job).map_err(|_| PasswordError::Join)?;
+        rx.await.map_err(|_| PasswordError::Join)?
+    }
+}
+
+/// A hashing job's place in the pool: queued until it holds a worker permit, then running
+/// until dropped (by the job itself, when it ends).
+struct Ticket {
+    pool: Arc<Pool>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Ticket {
+    fn queue(pool: Arc<Pool>) -> Result<Self, PasswordError> {
+        let queued = pool.queued.fetch_add(1, Ordering::AcqRel);
+        let running = pool.running.load(Ordering::Acquire);
+        if queued + running >= pool.max_waiting {
+            pool.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(PasswordError::Busy);
+        }
+        crate::metrics::password_hashes(queued + 1, running);
+        Ok(Self { pool, permit: None })
+    }
+
+    fn start(mut self, permit: OwnedSemaphorePermit) -> Self {
+        let queued = self.pool.queued.fetch_sub(1, Ordering::AcqRel) - 1;
+        let running = self.pool.running.fetch_add(1, Ordering::AcqRel) + 1;
+        crate::metrics::password_hashes(queued, running);
+        self.permit = Some(permit);
+        self
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let counter = match self.permit {
+            Some(_) => &self.pool.running,
+            None => &self.pool.queued,
+        };
+        counter.fetch_sub(1, Ordering::AcqRel);
+        crate::metrics::password_hashes(
+            self.pool.queued.load(Ordering::Acquire),
+            self.pool.running.load(Ordering::Acquire),
+        );
     }
 }
 
@@ -144,28 +241,6 @@ fn needs_rehash(stored: &PasswordHash, policy: &Params) -> bool {
                 || p.p_cost() != policy.p_cost()
         }
         Err(_) => true,
-    }
-}
-
-/// Counts a caller in the queue for as long as it lives.
-struct QueueSlot<'a>(&'a AtomicUsize);
-
-impl<'a> QueueSlot<'a> {
-    fn take(counter: &'a AtomicUsize, max: usize) -> Result<Self, PasswordError> {
-        let before = counter.fetch_add(1, Ordering::AcqRel);
-        if before >= max {
-            counter.fetch_sub(1, Ordering::AcqRel);
-            return Err(PasswordError::Busy);
-        }
-        crate::metrics::password_queue(before + 1);
-        Ok(Self(counter))
-    }
-}
-
-impl Drop for QueueSlot<'_> {
-    fn drop(&mut self) {
-        let before = self.0.fetch_sub(1, Ordering::AcqRel);
-        crate::metrics::password_queue(before.saturating_sub(1));
     }
 }
 

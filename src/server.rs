@@ -13,7 +13,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::api::AuthApi;
-use crate::auth::{Auth, Policy, Revocations};
+use crate::auth::{Auth, Backoff, PasswordPolicy, Policy, Revocations, ThrottlePolicy};
 use crate::config::{ConfigError, ServeArgs};
 use crate::password::{Hasher, PasswordError};
 use crate::proto::auth_service_server::AuthServiceServer;
@@ -81,11 +81,31 @@ impl Application {
         let hasher = Hasher::new(settings.argon2_m_kib, settings.argon2_t, settings.argon2_p)?;
         let policy = Policy {
             allow_registration: settings.allow_registration,
+            password: PasswordPolicy::new(
+                settings.password_min_length,
+                settings.password_min_score,
+                &["authd", &settings.issuer],
+            ),
             default_audience: settings.audience.clone(),
+            allowed_audiences: settings.allowed_audiences(),
             access_ttl: settings.access_ttl,
             refresh_ttl: settings.refresh_ttl,
             session_max_age: settings.session_max_age,
             refresh_reuse_grace: settings.refresh_reuse_grace,
+            throttle: ThrottlePolicy {
+                account: Backoff {
+                    free: settings.login_free_failures,
+                    base: settings.login_delay,
+                    max: settings.login_max_delay,
+                    reset: settings.login_failure_reset,
+                },
+                address: Backoff {
+                    free: settings.address_free_failures,
+                    base: settings.login_delay,
+                    max: settings.address_max_delay,
+                    reset: settings.login_failure_reset,
+                },
+            },
         };
         let auth = Arc::new(Auth::new(
             store.clone(),
@@ -134,8 +154,11 @@ impl Application {
         let reflection_v1 = reflection().build_v1()?;
         // grpcurl 1.8 speaks only v1alpha.
         let reflection_v1alpha = reflection().build_v1alpha()?;
-        let api = AuthServiceServer::new(AuthApi::new(self.auth.clone()))
-            .max_decoding_message_size(MAX_REQUEST_BYTES);
+        let api = AuthServiceServer::new(AuthApi::new(
+            self.auth.clone(),
+            self.settings.trusted_proxies.clone(),
+        ))
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
 
         set_health(&reporter, ServingStatus::Serving).await;
         let tasks = [

@@ -52,6 +52,30 @@ pub struct RpcTrace<S> {
     inner: S,
 }
 
+/// Every method this server answers. Metric labels and span fields take their name from
+/// here, so a client calling made-up paths cannot grow the metrics without bound.
+const SERVED_METHODS: &[&str] = &[
+    "/authd.v1.AuthService/Register",
+    "/authd.v1.AuthService/Issue",
+    "/authd.v1.AuthService/Validate",
+    "/authd.v1.AuthService/Refresh",
+    "/authd.v1.AuthService/Revoke",
+    "/authd.v1.AuthService/GetJwks",
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
+/// The request path if it names a served method, else `unknown`.
+fn served_method(path: &str) -> &'static str {
+    SERVED_METHODS
+        .iter()
+        .find(|m| **m == path)
+        .copied()
+        .unwrap_or("unknown")
+}
+
 /// The gRPC status of a response whose status travels in its headers (every error a
 /// unary handler returns); a success carries it in trailers, so no header means OK.
 fn grpc_code<B>(res: &http::Response<B>) -> i32 {
@@ -77,7 +101,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
-        let method = req.uri().path().to_owned();
+        let method = served_method(req.uri().path());
         let span = tracing::info_span!(
             "rpc",
             method = %method,
@@ -97,7 +121,7 @@ where
                 };
                 s.record("code", code);
                 s.record("latency_ms", latency.as_secs_f64() * 1000.0);
-                crate::metrics::record_rpc(&method, code, latency);
+                crate::metrics::record_rpc(method, code, latency);
                 tracing::info!(
                     code_name = ?tonic::Code::from_i32(code),
                     "rpc finished"
@@ -106,5 +130,28 @@ where
             }
             .instrument(span),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_auth_service_method_is_a_served_method_and_nothing_else_is() {
+        let set = crate::proto::FILE_DESCRIPTOR_SET;
+        let fds = <prost_types::FileDescriptorSet as prost::Message>::decode(set).unwrap();
+        let service = fds
+            .file
+            .iter()
+            .flat_map(|f| f.service.iter().map(move |s| (f.package(), s)))
+            .find(|(_, s)| s.name() == "AuthService")
+            .unwrap();
+        for m in &service.1.method {
+            let path = format!("/{}.{}/{}", service.0, service.1.name(), m.name());
+            assert_eq!(served_method(&path), path, "{path} is served but unnamed");
+        }
+        assert_eq!(served_method("/authd.v1.AuthService/Nope"), "unknown");
+        assert_eq!(served_method(&"/x".repeat(1000)), "unknown");
     }
 }

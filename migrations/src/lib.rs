@@ -5,6 +5,9 @@ pub use sea_orm_migration::prelude::*;
 mod m20261129_000001_initial;
 mod m20261129_000002_signing_key_activation;
 mod m20261129_000003_revocation_indexes;
+mod m20261129_000004_username_skeleton;
+mod m20261129_000005_refresh_replay;
+mod m20261129_000006_login_throttle;
 
 pub struct Migrator;
 
@@ -15,6 +18,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_initial::Migration),
             Box::new(m20261129_000002_signing_key_activation::Migration),
             Box::new(m20261129_000003_revocation_indexes::Migration),
+            Box::new(m20261129_000004_username_skeleton::Migration),
+            Box::new(m20261129_000005_refresh_replay::Migration),
+            Box::new(m20261129_000006_login_throttle::Migration),
         ]
     }
 }

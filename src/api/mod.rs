@@ -10,6 +10,7 @@ use crate::proto::{
     RegisterResponse, RevokeRequest, RevokeResponse, TokenPair, ValidateRequest, ValidateResponse,
 };
 
+mod peer;
 mod status;
 
 pub use status::ERROR_DOMAIN;
@@ -18,11 +19,16 @@ pub use status::ERROR_DOMAIN;
 #[derive(Debug, Clone)]
 pub struct AuthApi {
     auth: Arc<Auth>,
+    trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 impl AuthApi {
-    pub fn new(auth: Arc<Auth>) -> Self {
-        Self { auth }
+    /// `trusted_proxies`: peers whose `X-Forwarded-For` names the real client.
+    pub fn new(auth: Arc<Auth>, trusted_proxies: Vec<ipnet::IpNet>) -> Self {
+        Self {
+            auth,
+            trusted_proxies: trusted_proxies.into(),
+        }
     }
 }
 
@@ -50,10 +56,11 @@ impl AuthService for AuthApi {
     }
 
     async fn issue(&self, request: Request<IssueRequest>) -> Result<Response<TokenPair>, Status> {
+        let from = peer::client_ip(&request, &self.trusted_proxies);
         let r = request.into_inner();
         let p = self
             .auth
-            .issue(&r.username, r.password, &r.audience)
+            .issue(&r.username, r.password, &r.audience, from)
             .await?;
         Ok(Response::new(pair(p)))
     }

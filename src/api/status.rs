@@ -7,13 +7,19 @@ use crate::auth::AuthError;
 // The domain verifiers (authd-client's interceptor and layer) use too: one name for both.
 pub use authd_client::ERROR_DOMAIN;
 
+/// What a caller refused because the hashing queue is full is told to wait.
+const BUSY_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl From<AuthError> for Status {
     fn from(e: AuthError) -> Self {
         let code = match &e {
-            AuthError::InvalidInput(_) => Code::InvalidArgument,
+            AuthError::InvalidInput(_)
+            | AuthError::InvalidUsername(_)
+            | AuthError::WeakPassword(_)
+            | AuthError::AudienceNotAllowed => Code::InvalidArgument,
             AuthError::UsernameTaken => Code::AlreadyExists,
             AuthError::RegistrationClosed => Code::PermissionDenied,
-            AuthError::Busy => Code::ResourceExhausted,
+            AuthError::Busy | AuthError::Throttled { .. } => Code::ResourceExhausted,
             AuthError::BadCredentials
             | AuthError::UserDisabled
             | AuthError::Token(_)
@@ -34,13 +40,20 @@ impl From<AuthError> for Status {
             }
         };
         let message = e.to_string();
-        match e.reason() {
-            Some(reason) => Status::with_error_details(
-                code,
-                message,
-                ErrorDetails::with_error_info(reason, ERROR_DOMAIN, []),
-            ),
-            None => Status::new(code, message),
+        let Some(reason) = e.reason() else {
+            return Status::new(code, message);
+        };
+        let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, []);
+        // A throttled caller is told how long to wait (google.rpc.RetryInfo).
+        match &e {
+            AuthError::Throttled { retry_after } => {
+                details.set_retry_info(Some(*retry_after));
+            }
+            AuthError::Busy => {
+                details.set_retry_info(Some(BUSY_RETRY));
+            }
+            _ => {}
         }
+        Status::with_error_details(code, message, details)
     }
 }

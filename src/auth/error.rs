@@ -10,6 +10,17 @@ use crate::token::KeyError;
 pub enum AuthError {
     #[error("{0}")]
     InvalidInput(String),
+    /// A username the rules refuse (RFC 8265, invisible or mixed-script characters).
+    #[error("{0}")]
+    InvalidUsername(String),
+    /// A password the policy refuses; the message says why, never what it was.
+    #[error("{0}")]
+    WeakPassword(String),
+    #[error("this audience is not allowed on this server")]
+    AudienceNotAllowed,
+    /// Too many failed logins for this account or from this address.
+    #[error("too many failed logins; retry in {}s", retry_after.as_secs().max(1))]
+    Throttled { retry_after: std::time::Duration },
     #[error("this username is taken")]
     UsernameTaken,
     #[error("registration is disabled on this server")]
@@ -54,6 +65,10 @@ impl AuthError {
             Self::RefreshReused => "REFRESH_TOKEN_REUSED",
             Self::SessionRevoked => "SESSION_REVOKED",
             Self::InvalidInput(_) => "INVALID_INPUT",
+            Self::InvalidUsername(_) => "INVALID_USERNAME",
+            Self::WeakPassword(_) => "PASSWORD_TOO_WEAK",
+            Self::AudienceNotAllowed => "AUDIENCE_NOT_ALLOWED",
+            Self::Throttled { .. } => "THROTTLED",
             Self::UsernameTaken => "USERNAME_TAKEN",
             Self::RegistrationClosed => "REGISTRATION_CLOSED",
             Self::Busy => "THROTTLED",

@@ -21,6 +21,7 @@ impl Auth {
         let keep = retention.max(self.revocation_horizon());
         let before = Utc::now() - chrono_dur(keep);
         let (tokens, sessions) = self.store().delete_dead_sessions(before).await?;
+        self.prune_throttle().await?;
         if tokens + sessions > 0 {
             tracing::info!(
                 tokens,

@@ -1,5 +1,6 @@
 //! The use cases: register, issue, validate, refresh, revoke. No tonic or sea-orm types
 //! cross into here.
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,18 +9,25 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::password::{Hasher, Verified};
-use crate::store::{Store, users::new_user};
+use crate::store::Store;
+use crate::store::users::{User, new_user};
 use crate::token::{KeyError, Subject, Tokens};
 
 mod credentials;
 mod error;
 mod maintenance;
+#[cfg(test)]
+mod proptests;
 mod revocations;
 mod sessions;
+mod throttle;
 
-pub use credentials::{Password, Username};
+pub use credentials::{
+    LoginName, PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS, Password, PasswordPolicy, Username,
+};
 pub use error::AuthError;
 pub use revocations::Revocations;
+pub use throttle::{Backoff, ThrottlePolicy};
 
 /// A freshly minted access token with its refresh token.
 #[derive(Debug, Clone)]
@@ -34,11 +42,16 @@ pub struct TokenPair {
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub allow_registration: bool,
+    /// The rules a new password must meet (Register, `authd user add`).
+    pub password: PasswordPolicy,
     pub default_audience: String,
+    /// Every audience a token may carry: the default one first.
+    pub allowed_audiences: Vec<String>,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     pub session_max_age: Duration,
     pub refresh_reuse_grace: Duration,
+    pub throttle: ThrottlePolicy,
 }
 
 /// The authentication service, shared by every request.
@@ -48,10 +61,9 @@ pub struct Auth {
     hasher: Hasher,
     tokens: Tokens,
     revocations: Arc<Revocations>,
+    addresses: throttle::AddressThrottle,
     policy: Policy,
 }
-
-const AUDIENCE_MAX_CHARS: usize = 256;
 
 pub(crate) fn chrono_dur(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
@@ -70,6 +82,7 @@ impl Auth {
             hasher,
             tokens,
             revocations,
+            addresses: throttle::AddressThrottle::new(policy.throttle.address),
             policy,
         }
     }
@@ -79,30 +92,55 @@ impl Auth {
         if !self.policy.allow_registration {
             return Err(AuthError::RegistrationClosed);
         }
-        create_user(&self.store, &self.hasher, username, password).await
+        create_user(
+            &self.store,
+            &self.hasher,
+            &self.policy.password,
+            username,
+            password,
+        )
+        .await
     }
 
-    /// Log in with a password: opens a session and returns its first token pair.
+    /// Log in with a password: opens a session and returns its first token pair. `from`
+    /// is the caller's address, for the per-address throttle.
     pub async fn issue(
         &self,
         username: &str,
         password: String,
         audience: &str,
+        from: Option<IpAddr>,
     ) -> Result<TokenPair, AuthError> {
-        let username = Username::parse(username)?;
+        let username = LoginName::parse(username)?;
         let password = Password::parse(password)?.into_secret();
         let audience = self.audience(audience)?;
-        let user = self.store.user_by_key(username.key()).await?;
+        let user = find_user(&self.store, &username).await?;
+        // Throttled calls are refused here, before any argon2 work.
+        self.begin_attempt(username.key(), from, user.as_ref().map(|u| u.id))
+            .await?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
-        let verified = self.hasher.verify(password.clone(), stored).await?;
+        let verified = match self.hasher.verify(password.clone(), stored).await {
+            Ok(v) => v,
+            Err(e) => {
+                // No guess was checked; the account keeps its count (a flood that fills
+                // the queue must not wipe it).
+                self.forgive_address(from);
+                return Err(e.into());
+            }
+        };
         let (user, rehash) = match (user, verified) {
             (Some(u), Verified::Match { rehash }) => (u, rehash),
-            _ => {
-                tracing::info!(event = "login_failed", "login refused: bad credentials");
+            (user, _) => {
+                tracing::info!(
+                    event = "login_failed",
+                    user_id = %user.map(|u| u.id.to_string()).unwrap_or_default(),
+                    "login refused: bad credentials"
+                );
                 crate::metrics::login_failed("bad_credentials");
                 return Err(AuthError::BadCredentials);
             }
         };
+        self.end_attempt_ok(username.key(), from).await;
         if user.disabled {
             tracing::info!(event = "login_failed", user_id = %user.id, "login refused: user disabled");
             crate::metrics::login_failed("user_disabled");
@@ -116,8 +154,9 @@ impl Auth {
 
     /// Verify an access token and check what only authd knows (revocations).
     pub fn validate(&self, token: &str, audience: &str) -> Result<Claims, AuthError> {
-        // The verifier refuses an empty token as malformed and reads an empty audience as
-        // the default one.
+        // The verifier refuses an empty token as malformed; an empty audience is the
+        // default one.
+        let audience = self.audience(audience)?;
         let claims = self.tokens.verify(token, Some(audience))?;
         let (Ok(sid), Ok(sub)) = (Uuid::parse_str(&claims.sid), Uuid::parse_str(&claims.sub))
         else {
@@ -140,17 +179,19 @@ impl Auth {
         self.tokens.reload(&self.store).await
     }
 
-    fn audience<'a>(&'a self, requested: &'a str) -> Result<&'a str, AuthError> {
+    /// The audience asked for, if the server allows it; the default one when none is asked.
+    /// An audience is a promise to the services that check it: self-registered users must
+    /// not be able to pick one.
+    fn audience<'a>(&'a self, requested: &str) -> Result<&'a str, AuthError> {
         if requested.is_empty() {
             return Ok(&self.policy.default_audience);
         }
-        if requested.chars().count() > AUDIENCE_MAX_CHARS || requested.chars().any(char::is_control)
-        {
-            return Err(AuthError::InvalidInput(format!(
-                "audience must be at most {AUDIENCE_MAX_CHARS} characters with no control characters"
-            )));
-        }
-        Ok(requested)
+        self.policy
+            .allowed_audiences
+            .iter()
+            .find(|a| *a == requested)
+            .map(String::as_str)
+            .ok_or(AuthError::AudienceNotAllowed)
     }
 
     async fn rehash(&self, user_id: Uuid, old: &str, password: secrecy::SecretString) {
@@ -197,20 +238,29 @@ impl Auth {
     }
 }
 
-/// Create a user (self sign-up and `authd user add`).
+/// Create a user (self sign-up and `authd user add`): the username rules, then the
+/// password policy, then uniqueness.
 pub async fn create_user(
     store: &Store,
     hasher: &Hasher,
+    policy: &PasswordPolicy,
     username: &str,
     password: String,
 ) -> Result<Uuid, AuthError> {
     let username = Username::parse(username)?;
     let password = Password::parse(password)?;
+    let secret = password.into_secret();
+    // zxcvbn is CPU work whose cost grows with the input: it queues on the hashing pool
+    // with argon2, off the async runtime.
+    let (policy, checked, name) = (policy.clone(), secret.clone(), username.clone());
+    hasher
+        .run(move || Ok(policy.check(secrecy::ExposeSecret::expose_secret(&checked), &name)))
+        .await??;
     // Saves an argon2 run for the common duplicate; the unique index is what decides.
     if store.user_by_key(username.key()).await?.is_some() {
         return Err(AuthError::UsernameTaken);
     }
-    let hash = hasher.hash(password.into_secret()).await?;
+    let hash = hasher.hash(secret).await?;
     let id = Uuid::new_v4();
     store
         .insert_user(new_user(
@@ -223,4 +273,11 @@ pub async fn create_user(
         .await?;
     tracing::info!(event = "user_registered", user_id = %id, "user registered");
     Ok(id)
+}
+
+/// The user a name typed at login (or given to `authd user ...`) refers to, whichever
+/// username rule it was registered under.
+pub async fn find_user(store: &Store, name: &LoginName) -> Result<Option<User>, AuthError> {
+    let rows = store.users_by_keys(&name.lookup_keys()).await?;
+    Ok(name.pick(rows))
 }

@@ -7,8 +7,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{Auth, AuthError, TokenPair, chrono_dur};
-use crate::store::RefreshLookup;
-use crate::store::sessions::{RefreshTokenRow, SessionRow};
+use crate::store::sessions::{RefreshTokenRow, SessionGuard, SessionRow};
 
 /// A new opaque refresh token: 256 random bits, base64url. Only its hash is stored.
 fn new_refresh_token() -> String {
@@ -18,7 +17,7 @@ fn new_refresh_token() -> String {
 }
 
 /// Hex SHA-256 of a well-formed refresh token; `RefreshMalformed` for anything else.
-fn refresh_hash(token: &str) -> Result<String, AuthError> {
+pub(super) fn refresh_hash(token: &str) -> Result<String, AuthError> {
     match URL_SAFE_NO_PAD.decode(token) {
         Ok(b) if b.len() == 32 => {}
         _ => return Err(AuthError::RefreshMalformed),
@@ -32,6 +31,19 @@ fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
+}
+
+fn check_session(guard: &SessionGuard, now: DateTime<Utc>) -> Result<(), AuthError> {
+    if guard.session.revoked_at.is_some() {
+        return Err(AuthError::SessionRevoked);
+    }
+    if guard.session.expires_at <= now {
+        return Err(AuthError::RefreshExpired);
+    }
+    if guard.user.disabled {
+        return Err(AuthError::UserDisabled);
+    }
+    Ok(())
 }
 
 fn secs_until(t: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
@@ -79,107 +91,96 @@ impl Auth {
             issued_at: now,
             expires_at,
             spent_at: None,
+            replayed_at: None,
+            superseded: false,
         };
         (token, row)
     }
 
-    /// Spend a refresh token for a new pair in the same session.
+    /// Spend a refresh token for a new pair in the same session. The decision and the write
+    /// happen under the session's lock: a refresh never commits after its session was
+    /// revoked or its user disabled, and a session never has two live refresh tokens.
     pub async fn refresh(&self, token: &str) -> Result<TokenPair, AuthError> {
         let hash = refresh_hash(token)?;
-        let found = self
+        let guard = self
             .store
-            .lookup_refresh(&hash)
+            .lock_refresh(&hash)
             .await?
             .ok_or(AuthError::RefreshUnknown)?;
         let now = Utc::now();
-        self.check_session(&found, now)?;
-        if found.token.spent_at.is_some() {
-            return self.on_spent(found, now).await;
+        if let Err(refused) = check_session(&guard, now) {
+            guard.release().await?;
+            return Err(refused);
         }
-        if found.token.expires_at <= now {
+        if guard.token.spent_at.is_some() {
+            return self.on_spent(guard, now).await;
+        }
+        if guard.token.expires_at <= now {
+            guard.release().await?;
             return Err(AuthError::RefreshExpired);
         }
-        let (refresh, row) = self.new_refresh_row(&found.session, now);
-        let refresh_expires_in = secs_until(row.expires_at, now);
-        if !self.store.rotate_refresh(&hash, now, row).await? {
-            // Lost a race: someone spent it between our read and our write.
-            let again = self
-                .store
-                .lookup_refresh(&hash)
-                .await?
-                .ok_or(AuthError::RefreshUnknown)?;
-            return self.on_spent(again, Utc::now()).await;
-        }
-        let s = &found.session;
+        let (pair, row) = self.next_pair(&guard, now)?;
+        guard.rotate(now, row).await?;
+        Ok(pair)
+    }
+
+    /// A new pair in the guarded session, and the row of its refresh token.
+    fn next_pair(
+        &self,
+        guard: &SessionGuard,
+        now: DateTime<Utc>,
+    ) -> Result<(TokenPair, RefreshTokenRow), AuthError> {
+        let s = &guard.session;
+        let (refresh, row) = self.new_refresh_row(s, now);
         let (access, expires_in) =
-            self.mint(found.user.id, &found.user.username, s.id, &s.audience, now)?;
-        Ok(TokenPair {
+            self.mint(guard.user.id, &guard.user.username, s.id, &s.audience, now)?;
+        let pair = TokenPair {
             access_token: access,
             refresh_token: refresh,
             expires_in,
-            refresh_expires_in,
-        })
+            refresh_expires_in: secs_until(row.expires_at, now),
+        };
+        Ok((pair, row))
     }
 
-    fn check_session(&self, found: &RefreshLookup, now: DateTime<Utc>) -> Result<(), AuthError> {
-        if found.session.revoked_at.is_some() {
-            return Err(AuthError::SessionRevoked);
-        }
-        if found.session.expires_at <= now {
-            return Err(AuthError::RefreshExpired);
-        }
-        if found.user.disabled {
-            return Err(AuthError::UserDisabled);
-        }
-        Ok(())
-    }
-
-    /// A spent token came back. Within the grace window, the newest spent token of the
-    /// session earns a fresh pair; anything else is reuse and ends the session.
+    /// A spent token came back. Within the grace window, the newest token spent by a
+    /// rotation may come back once: it gets a fresh pair and the live token it had been
+    /// rotated into dies. Anything else is reuse and ends the session.
     async fn on_spent(
         &self,
-        found: RefreshLookup,
+        guard: SessionGuard,
         now: DateTime<Utc>,
     ) -> Result<TokenPair, AuthError> {
         let grace = chrono_dur(self.policy.refresh_reuse_grace);
-        if let Some(spent_at) = found.token.spent_at
-            && !grace.is_zero()
-            && now - spent_at <= grace
-            && found.session.revoked_at.is_none()
-            && self
-                .store
-                .is_latest_spent(found.session.id, spent_at)
-                .await?
-        {
-            let (refresh, row) = self.new_refresh_row(&found.session, now);
-            let refresh_expires_in = secs_until(row.expires_at, now);
-            self.store.insert_refresh(row).await?;
-            let s = &found.session;
-            let (access, expires_in) =
-                self.mint(found.user.id, &found.user.username, s.id, &s.audience, now)?;
+        let t = &guard.token;
+        let replayable = !grace.is_zero()
+            && t.spent_at.is_some_and(|at| now - at <= grace)
+            && !t.superseded
+            && t.replayed_at.is_none()
+            && guard.is_latest_spent().await?;
+        let (user_id, sid) = (guard.user.id, guard.session.id);
+        if replayable {
+            let (pair, row) = self.next_pair(&guard, now)?;
+            guard.replay(now, row).await?;
             tracing::info!(
                 event = "refresh_grace_reissue",
-                user_id = %found.user.id,
-                sid = %s.id,
-                "spent refresh token re-presented within the grace window: fresh pair issued"
+                user_id = %user_id,
+                sid = %sid,
+                "spent refresh token re-presented within the grace window: fresh pair issued, \
+                 the pair it had been rotated into is no longer valid"
             );
-            return Ok(TokenPair {
-                access_token: access,
-                refresh_token: refresh,
-                expires_in,
-                refresh_expires_in,
-            });
+            return Ok(pair);
         }
-        if self.store.revoke_session(found.session.id, now).await? {
+        if guard.revoke(now).await? {
             crate::metrics::session_revoked("reuse");
         }
-        self.revocations.add_session(found.session.id);
+        self.revocations.add_session(sid);
         crate::metrics::refresh_reuse();
         tracing::warn!(
             event = "refresh_token_reuse",
             security = true,
-            user_id = %found.user.id,
-            sid = %found.session.id,
+            user_id = %user_id,
+            sid = %sid,
             "spent refresh token presented again: session revoked"
         );
         Err(AuthError::RefreshReused)

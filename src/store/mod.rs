@@ -9,7 +9,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub mod entity;
 pub mod keys;
+mod rekey;
 pub mod sessions;
+pub mod throttle;
 pub mod users;
 
 pub use sessions::{RefreshLookup, RevocationSnapshot};
@@ -74,10 +76,11 @@ impl Store {
         Ok(store)
     }
 
-    /// Apply pending migrations.
+    /// Apply pending migrations, then re-key the users an older username rule wrote
+    /// (their new key is Rust code, not SQL).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         Migrator::up(&self.db, None).await?;
-        Ok(())
+        self.rekey_usernames().await
     }
 
     /// Whether the database answers.

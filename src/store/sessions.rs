@@ -1,6 +1,10 @@
 use chrono::{DateTime, Utc};
 use sea_orm::prelude::*;
-use sea_orm::{ActiveValue::Set, Condition, QuerySelect, TransactionTrait, sea_query::Expr};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ActiveValue::Set, Condition, DatabaseBackend, DatabaseTransaction, QuerySelect,
+    TransactionTrait,
+};
 
 use super::entity::{refresh_token, session, user};
 use super::{Store, StoreError};
@@ -30,7 +34,104 @@ fn token_active(t: RefreshTokenRow) -> refresh_token::ActiveModel {
         issued_at: Set(t.issued_at),
         expires_at: Set(t.expires_at),
         spent_at: Set(t.spent_at),
+        replayed_at: Set(t.replayed_at),
+        superseded: Set(t.superseded),
     }
+}
+
+/// A refresh token, its session and its user, read while the session is locked: until
+/// the guard ends, a revocation, a disable or another refresh of the same session waits,
+/// so what was read is what the guard's write is conditional on.
+#[derive(Debug)]
+pub struct SessionGuard {
+    txn: DatabaseTransaction,
+    pub token: RefreshTokenRow,
+    pub session: SessionRow,
+    pub user: user::Model,
+}
+
+impl SessionGuard {
+    /// Spend the token and store its successor.
+    pub async fn rotate(
+        self,
+        now: DateTime<Utc>,
+        successor: RefreshTokenRow,
+    ) -> Result<(), StoreError> {
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::SpentAt, Expr::value(now))
+            .filter(refresh_token::Column::TokenHash.eq(self.token.token_hash.as_str()))
+            .filter(refresh_token::Column::SpentAt.is_null())
+            .exec(&self.txn)
+            .await?;
+        token_active(successor).insert(&self.txn).await?;
+        self.txn.commit().await?;
+        Ok(())
+    }
+
+    /// The grace-window replay of a spent token: it is marked replayed (it cannot be
+    /// replayed twice), the session's live token is superseded, and `successor` becomes
+    /// the one live token.
+    pub async fn replay(
+        self,
+        now: DateTime<Utc>,
+        successor: RefreshTokenRow,
+    ) -> Result<(), StoreError> {
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::ReplayedAt, Expr::value(now))
+            .filter(refresh_token::Column::TokenHash.eq(self.token.token_hash.as_str()))
+            .exec(&self.txn)
+            .await?;
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::SpentAt, Expr::value(now))
+            .col_expr(refresh_token::Column::Superseded, Expr::value(true))
+            .filter(refresh_token::Column::SessionId.eq(self.session.id))
+            .filter(refresh_token::Column::SpentAt.is_null())
+            .exec(&self.txn)
+            .await?;
+        token_active(successor).insert(&self.txn).await?;
+        self.txn.commit().await?;
+        Ok(())
+    }
+
+    /// End the session; `false` when it had already ended.
+    pub async fn revoke(self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let r = revoke_session(&self.txn, self.session.id, now).await?;
+        self.txn.commit().await?;
+        Ok(r)
+    }
+
+    /// Whether no token of the session was spent after this one.
+    pub async fn is_latest_spent(&self) -> Result<bool, StoreError> {
+        let Some(spent_at) = self.token.spent_at else {
+            return Ok(false);
+        };
+        let later = refresh_token::Entity::find()
+            .filter(refresh_token::Column::SessionId.eq(self.session.id))
+            .filter(refresh_token::Column::SpentAt.gt(spent_at))
+            .count(&self.txn)
+            .await?;
+        Ok(later == 0)
+    }
+
+    /// End the guard without writing.
+    pub async fn release(self) -> Result<(), StoreError> {
+        self.txn.rollback().await?;
+        Ok(())
+    }
+}
+
+async fn revoke_session(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let r = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .filter(session::Column::Id.eq(id))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(r.rows_affected == 1)
 }
 
 impl Store {
@@ -82,60 +183,80 @@ impl Store {
         }))
     }
 
-    /// Spend `hash` and store `successor`, atomically. The spend is one conditional write
-    /// (`... WHERE spent_at IS NULL`): of any number of concurrent callers, on any number of
-    /// instances, exactly one gets `true`.
-    pub async fn rotate_refresh(
-        &self,
-        hash: &str,
-        now: DateTime<Utc>,
-        successor: RefreshTokenRow,
-    ) -> Result<bool, StoreError> {
+    /// Lock the session of refresh token `hash` and read the token, session and user;
+    /// `None` when the token is unknown. Every decision about spending the token is taken
+    /// on this view and written through the guard, in one transaction: across instances
+    /// and databases, no refresh commits after the session's revocation has.
+    pub async fn lock_refresh(&self, hash: &str) -> Result<Option<SessionGuard>, StoreError> {
         let txn = self.db.begin().await?;
-        let spent = refresh_token::Entity::update_many()
-            .col_expr(refresh_token::Column::SpentAt, Expr::value(now))
-            .filter(refresh_token::Column::TokenHash.eq(hash))
-            .filter(refresh_token::Column::SpentAt.is_null())
-            .exec(&txn)
-            .await?;
-        if spent.rows_affected != 1 {
-            txn.rollback().await?;
-            return Ok(false);
+        match txn.get_database_backend() {
+            DatabaseBackend::Postgres => {
+                let Some(session_id) = refresh_token::Entity::find_by_id(hash.to_owned())
+                    .select_only()
+                    .column(refresh_token::Column::SessionId)
+                    .into_tuple::<Uuid>()
+                    .one(&txn)
+                    .await?
+                else {
+                    txn.rollback().await?;
+                    return Ok(None);
+                };
+                session::Entity::find_by_id(session_id)
+                    .lock_exclusive()
+                    .one(&txn)
+                    .await?;
+            }
+            _ => {
+                // SQLite has one writer: a write first takes the database's write lock for
+                // the whole transaction (a read first could not be upgraded later), so
+                // what is read next is current and nobody writes until the guard ends.
+                session::Entity::update_many()
+                    .col_expr(
+                        session::Column::RevokedAt,
+                        Expr::col(session::Column::RevokedAt),
+                    )
+                    .filter(
+                        session::Column::Id.in_subquery(
+                            Query::select()
+                                .column(refresh_token::Column::SessionId)
+                                .from(refresh_token::Entity)
+                                .and_where(refresh_token::Column::TokenHash.eq(hash))
+                                .to_owned(),
+                        ),
+                    )
+                    .exec(&txn)
+                    .await?;
+            }
         }
-        token_active(successor).insert(&txn).await?;
-        txn.commit().await?;
-        Ok(true)
-    }
-
-    /// Add a refresh token to an existing session (the grace-window reissue).
-    pub async fn insert_refresh(&self, t: RefreshTokenRow) -> Result<(), StoreError> {
-        token_active(t).insert(&self.db).await?;
-        Ok(())
-    }
-
-    /// Whether no token of the session was spent after `spent_at`.
-    pub async fn is_latest_spent(
-        &self,
-        session_id: Uuid,
-        spent_at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let later = refresh_token::Entity::find()
-            .filter(refresh_token::Column::SessionId.eq(session_id))
-            .filter(refresh_token::Column::SpentAt.gt(spent_at))
-            .count(&self.db)
+        let Some(token) = refresh_token::Entity::find_by_id(hash.to_owned())
+            .one(&txn)
+            .await?
+        else {
+            txn.rollback().await?;
+            return Ok(None);
+        };
+        let session = session::Entity::find_by_id(token.session_id)
+            .one(&txn)
             .await?;
-        Ok(later == 0)
+        let user = match &session {
+            Some(s) => user::Entity::find_by_id(s.user_id).one(&txn).await?,
+            None => None,
+        };
+        let (Some(session), Some(user)) = (session, user) else {
+            txn.rollback().await?;
+            return Ok(None);
+        };
+        Ok(Some(SessionGuard {
+            txn,
+            token,
+            session,
+            user,
+        }))
     }
 
     /// End a session; `false` when it had already ended (revocation is idempotent).
     pub async fn revoke_session(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let r = session::Entity::update_many()
-            .col_expr(session::Column::RevokedAt, Expr::value(now))
-            .filter(session::Column::Id.eq(id))
-            .filter(session::Column::RevokedAt.is_null())
-            .exec(&self.db)
-            .await?;
-        Ok(r.rows_affected == 1)
+        revoke_session(&self.db, id, now).await
     }
 
     /// End every live session of a user; returns how many ended.
@@ -144,14 +265,7 @@ impl Store {
         user_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let r = session::Entity::update_many()
-            .col_expr(session::Column::RevokedAt, Expr::value(now))
-            .filter(session::Column::UserId.eq(user_id))
-            .filter(session::Column::RevokedAt.is_null())
-            .filter(session::Column::ExpiresAt.gt(now))
-            .exec(&self.db)
-            .await?;
-        Ok(r.rows_affected)
+        revoke_user_sessions(&self.db, user_id, now).await
     }
 
     /// Sessions revoked after `since` and all disabled users.
@@ -196,4 +310,19 @@ impl Store {
             .await?;
         Ok((tokens.rows_affected, sessions.rows_affected))
     }
+}
+
+pub(super) async fn revoke_user_sessions(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let r = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now))
+        .exec(db)
+        .await?;
+    Ok(r.rows_affected)
 }

@@ -1,11 +1,15 @@
 use chrono::{DateTime, Utc};
 use sea_orm::prelude::*;
-use sea_orm::{ActiveValue::Set, QueryOrder, QuerySelect, sea_query::Expr};
+use sea_orm::{ActiveValue::Set, QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr};
 
 use super::entity::user;
 use super::{Store, StoreError, classify};
 
 pub use user::Model as User;
+
+/// The `key_version` of keys the current rule computes (see `auth::Username`); rows of an
+/// older version are re-keyed by `Store::migrate`.
+pub const USERNAME_KEY_VERSION: i16 = 2;
 
 impl Store {
     /// Insert a user; `Duplicate` when the username key is taken.
@@ -17,6 +21,7 @@ impl Store {
             password_hash: Set(u.password_hash),
             created_at: Set(u.created_at),
             disabled: Set(u.disabled),
+            key_version: Set(u.key_version),
         }
         .insert(&self.db)
         .await
@@ -28,6 +33,14 @@ impl Store {
         Ok(user::Entity::find()
             .filter(user::Column::UsernameKey.eq(key))
             .one(&self.db)
+            .await?)
+    }
+
+    /// The users stored under any of `keys` (a login name's candidates), in one query.
+    pub async fn users_by_keys(&self, keys: &[String]) -> Result<Vec<User>, StoreError> {
+        Ok(user::Entity::find()
+            .filter(user::Column::UsernameKey.is_in(keys.iter().cloned()))
+            .all(&self.db)
             .await?)
     }
 
@@ -52,21 +65,32 @@ impl Store {
         Ok(r.rows_affected == 1)
     }
 
-    /// Set the disabled flag; `None` when no such user.
+    /// Set the disabled flag of a user; disabling also ends every live session of theirs,
+    /// in the same transaction, so enabling them again later revives nothing. Returns the
+    /// number of sessions ended, `None` when no such user.
     pub async fn set_user_disabled(
         &self,
-        key: &str,
+        id: Uuid,
         disabled: bool,
-    ) -> Result<Option<User>, StoreError> {
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin().await?;
         let r = user::Entity::update_many()
             .col_expr(user::Column::Disabled, Expr::value(disabled))
-            .filter(user::Column::UsernameKey.eq(key))
-            .exec(&self.db)
+            .filter(user::Column::Id.eq(id))
+            .exec(&txn)
             .await?;
         if r.rows_affected == 0 {
+            txn.rollback().await?;
             return Ok(None);
         }
-        self.user_by_key(key).await
+        let ended = if disabled {
+            super::sessions::revoke_user_sessions(&txn, id, now).await?
+        } else {
+            0
+        };
+        txn.commit().await?;
+        Ok(Some(ended))
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
@@ -102,5 +126,6 @@ pub fn new_user(
         password_hash,
         created_at: now,
         disabled: false,
+        key_version: USERNAME_KEY_VERSION,
     }
 }

@@ -17,8 +17,13 @@ struct Out {
 }
 
 async fn authd(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Out {
+    authd_with(db, args, stdin, &[]).await
+}
+
+async fn authd_with(db: &TestDb, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Out {
     let mut child = Command::new(env!("CARGO_BIN_EXE_authd"))
         .args(args)
+        .envs(env.iter().copied())
         .env("AUTHD_DATABASE_URL", &db.url)
         .env("AUTHD_ARGON2_M_KIB", "256")
         .env("AUTHD_ARGON2_T", "1")
@@ -66,10 +71,54 @@ async fn user_commands_manage_users_on_the_shared_database(b: Backend) {
     .await;
     assert!(!dup.ok);
     assert!(dup.stderr.contains("taken"), "{}", dup.stderr);
-    let weak = authd(&db, &["user", "add", "uma"], Some("short\n")).await;
-    assert!(!weak.ok);
-    assert!(weak.stderr.contains("at least 8 bytes"), "{}", weak.stderr);
-    assert!(!weak.stderr.contains("short\n"));
+    // The password policy of Register applies here too, with its stable reason.
+    for (password, says) in [
+        ("short", "at least 8 characters"),
+        ("password", "top-10 common password"),
+        ("12345678", "too easy to guess"),
+        ("aaaaaaaa", "too easy to guess"),
+        ("uma-uma-uma", "username or the service name"),
+        ("authd-authd", "username or the service name"),
+    ] {
+        let weak = authd(&db, &["user", "add", "uma"], Some(&format!("{password}\n"))).await;
+        assert!(!weak.ok, "{password:?}");
+        assert!(weak.stderr.contains(says), "{password:?}: {}", weak.stderr);
+        assert!(
+            weak.stderr.contains("PASSWORD_TOO_WEAK"),
+            "{password:?}: {}",
+            weak.stderr
+        );
+        assert!(password == "password" || !weak.stderr.contains(password));
+    }
+    // Its settings are the server's; below NIST's floor the command refuses to run.
+    let low = authd_with(
+        &db,
+        &["user", "add", "uma"],
+        Some(&format!("{PASSWORD}\n")),
+        &[("AUTHD_PASSWORD_MIN_LENGTH", "7")],
+    )
+    .await;
+    assert!(!low.ok);
+    assert!(
+        low.stderr.contains("AUTHD_PASSWORD_MIN_LENGTH"),
+        "{}",
+        low.stderr
+    );
+    let long = authd_with(
+        &db,
+        &["user", "add", "uma"],
+        Some(&format!("{PASSWORD}\n")),
+        &[("AUTHD_PASSWORD_MIN_LENGTH", "40")],
+    )
+    .await;
+    assert!(!long.ok);
+    assert!(
+        long.stderr.contains("at least 40 characters"),
+        "{}",
+        long.stderr
+    );
+    let list = authd(&db, &["user", "list"], None).await;
+    assert!(!list.stdout.contains("uma"), "{}", list.stdout);
 
     let mut s = settings(&db);
     s.revocation_refresh = std::time::Duration::from_millis(100);

@@ -158,6 +158,7 @@ async fn metrics_endpoint_counts_calls() {
         ("AUTHD_ARGON2_M_KIB", "256"),
         ("AUTHD_ARGON2_T", "1"),
         ("AUTHD_LOG_FORMAT", "json"),
+        ("AUTHD_ALLOW_REGISTRATION", "true"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -188,6 +189,30 @@ async fn metrics_endpoint_counts_calls() {
     };
     c.refresh(refresh(&pair.refresh_token)).await.unwrap();
     c.refresh(refresh(&pair.refresh_token)).await.unwrap_err();
+    // Made-up paths: each must not become a label value of its own.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{listen}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    for i in 0..20 {
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        grpc.ready().await.unwrap();
+        let path: tonic::codegen::http::uri::PathAndQuery =
+            format!("/evil.Svc/m{i}").parse().unwrap();
+        let s = grpc
+            .unary(
+                tonic::Request::new(authd::proto::GetJwksRequest {}),
+                path,
+                tonic_prost::ProstCodec::<
+                    authd::proto::GetJwksRequest,
+                    authd::proto::GetJwksResponse,
+                >::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(s.code(), tonic::Code::Unimplemented);
+    }
 
     let body = http_get(&metrics, "/metrics").await.unwrap();
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
@@ -220,9 +245,19 @@ async fn metrics_endpoint_counts_calls() {
         ),
         "{body}"
     );
+    for gauge in [
+        "authd_password_hashes_queued",
+        "authd_password_hashes_running",
+    ] {
+        assert_eq!(sample(&body, gauge), Some(0.0), "{body}");
+    }
+    assert!(!body.contains("evil"), "{body}");
     assert_eq!(
-        sample(&body, "authd_password_hash_queue_depth"),
-        Some(0.0),
+        sample(
+            &body,
+            r#"authd_rpc_requests_total{method="unknown",code="Unimplemented"}"#
+        ),
+        Some(20.0),
         "{body}"
     );
     // Never a secret in the metrics.

@@ -90,9 +90,12 @@ fn expired_claims(sub: &str, sid: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn example_accepts_hs256_tokens_while_authd_is_stopped() {
-    let Some((_db, app)) = start(Backend::Sqlite).await else {
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
         return;
     };
+    let mut s = settings(&db);
+    s.audiences = vec!["billing".into()];
+    let app = spawn(s).await;
     let pair = app.login("ursula").await;
     let billing = app.issue_for("ursula", PASSWORD, "billing").await.unwrap();
     let claims = app.validate(&pair.access_token, "").await.unwrap();
@@ -127,6 +130,7 @@ async fn example_accepts_eddsa_tokens_from_the_jwks_while_authd_is_stopped() {
     };
     let mut s = settings(&db);
     s.jwt_secret = None;
+    s.audiences = vec!["billing".into()];
     let app = spawn(s).await;
     let pair = app.login("victor").await;
     let billing = app.issue_for("victor", PASSWORD, "billing").await.unwrap();

@@ -89,6 +89,8 @@ pub fn settings(db: &TestDb) -> ServeArgs {
     s.listen = "127.0.0.1:0".parse().unwrap();
     s.db.database_url = SecretString::from(db.url.clone());
     s.jwt_secret = Some(SecretString::from(SECRET.to_owned()));
+    // Self sign-up is off by default; most scenarios register their users.
+    s.allow_registration = true;
     // Real argon2id, small cost: tests check behaviour, benches check speed.
     s.argon2_m_kib = 256;
     s.argon2_t = 1;

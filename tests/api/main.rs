@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod abuse;
 mod cli;
 mod container;
 mod deploy;
@@ -14,4 +15,5 @@ mod refresh;
 mod register;
 mod restart;
 mod shutdown;
+mod throttle;
 mod validate;

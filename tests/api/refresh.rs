@@ -19,6 +19,8 @@ on_both!(
     disabled_users_cannot_issue_refresh_or_validate,
     dead_sessions_are_cleaned_up,
     malformed_and_unknown_refresh_tokens_are_refused,
+    a_stolen_token_cannot_fork_a_session_inside_the_grace_window,
+    no_refresh_commits_after_its_session_was_revoked,
 );
 
 async fn sql(db: &TestDb, stmt: &str) {
@@ -108,7 +110,8 @@ async fn grace_window_reissues_only_the_newest_spent_token_inside_the_window(b: 
     s.refresh_reuse_grace = Duration::from_secs(60);
     let app = spawn(s).await;
 
-    // Inside the window, the newest spent token earns a fresh pair; nothing is revoked.
+    // Inside the window, the newest spent token earns a fresh pair in the same session,
+    // and the client that keeps the newest pair goes on.
     let r1 = app.login("kate").await;
     let r2 = app.refresh(&r1.refresh_token).await.unwrap();
     let again = app.refresh(&r1.refresh_token).await.unwrap();
@@ -118,8 +121,19 @@ async fn grace_window_reissues_only_the_newest_spent_token_inside_the_window(b: 
         app.validate(&again.access_token, "").await.unwrap().sid,
         sid
     );
-    app.refresh(&r2.refresh_token).await.unwrap();
-    app.refresh(&again.refresh_token).await.unwrap();
+    let k3 = app.refresh(&again.refresh_token).await.unwrap();
+    app.validate(&k3.access_token, "").await.unwrap();
+    // The pair the replay replaced is dead: presenting it is reuse.
+    assert_refused(
+        app.refresh(&r2.refresh_token).await,
+        Code::Unauthenticated,
+        "REFRESH_TOKEN_REUSED",
+    );
+    assert_refused(
+        app.validate(&k3.access_token, "").await,
+        Code::Unauthenticated,
+        "TOKEN_REVOKED",
+    );
 
     // An older spent token (not the newest spent) still revokes.
     let a1 = app.login("liam").await;
@@ -325,23 +339,23 @@ async fn disabled_users_cannot_issue_refresh_or_validate(b: Backend) {
     s.revocation_refresh = Duration::from_millis(100);
     let app = spawn(s).await;
     let p = app.login("quinn").await;
+    let user_id =
+        uuid::Uuid::parse_str(&app.validate(&p.access_token, "").await.unwrap().sub).unwrap();
     let store = db.store().await;
     // Disabled by another process (the CLI), as an operator would.
-    store
-        .set_user_disabled("quinn", true)
+    let ended = store
+        .set_user_disabled(user_id, true, chrono::Utc::now())
         .await
-        .unwrap()
         .unwrap();
+    assert_eq!(ended, Some(1), "disabling ends the user's sessions");
     assert_refused(
         app.issue("quinn", PASSWORD).await,
         Code::Unauthenticated,
         "USER_DISABLED",
     );
-    assert_refused(
-        app.refresh(&p.refresh_token).await,
-        Code::Unauthenticated,
-        "USER_DISABLED",
-    );
+    let refused = app.refresh(&p.refresh_token).await.unwrap_err();
+    let why = reason(&refused);
+    assert!(why == "USER_DISABLED" || why == "SESSION_REVOKED", "{why}");
     // Validate learns of it within the revocation refresh interval.
     eventually(Duration::from_secs(10), || async {
         app.validate(&p.access_token, "").await.is_err()
@@ -352,16 +366,32 @@ async fn disabled_users_cannot_issue_refresh_or_validate(b: Backend) {
         Code::Unauthenticated,
         "TOKEN_REVOKED",
     );
+
+    // Enabling lets the user log in again, and nothing more: the sessions that were live
+    // when they were disabled stay ended.
     store
-        .set_user_disabled("quinn", false)
+        .set_user_disabled(user_id, false, chrono::Utc::now())
         .await
         .unwrap()
         .unwrap();
-    app.issue("quinn", PASSWORD).await.unwrap();
+    let fresh = app.issue("quinn", PASSWORD).await.unwrap();
+    assert_refused(
+        app.refresh(&p.refresh_token).await,
+        Code::Unauthenticated,
+        "SESSION_REVOKED",
+    );
+    // Once the new session validates, the reload has seen the user enabled; the old
+    // access token must still be refused.
     eventually(Duration::from_secs(10), || async {
-        app.validate(&p.access_token, "").await.is_ok()
+        app.validate(&fresh.access_token, "").await.is_ok()
     })
     .await;
+    assert_refused(
+        app.validate(&p.access_token, "").await,
+        Code::Unauthenticated,
+        "TOKEN_REVOKED",
+    );
+    app.refresh(&fresh.refresh_token).await.unwrap();
     app.stop().await;
 }
 
@@ -441,5 +471,156 @@ async fn malformed_and_unknown_refresh_tokens_are_refused(b: Backend) {
         Code::Unauthenticated,
         "REFRESH_TOKEN_MALFORMED",
     );
+    app.stop().await;
+}
+
+/// Live (unspent) refresh tokens of the session of `access`.
+async fn live_tokens(db: &TestDb, conn: &sea_orm::DatabaseConnection, sid: &str) -> Vec<String> {
+    token_hashes(db, conn, sid, " AND spent_at IS NULL").await
+}
+
+async fn token_hashes(
+    db: &TestDb,
+    conn: &sea_orm::DatabaseConnection,
+    sid: &str,
+    filter: &str,
+) -> Vec<String> {
+    let rows = conn
+        .query_all_raw(sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            format!(
+                "SELECT token_hash FROM refresh_tokens WHERE session_id = {}{filter} \
+                 ORDER BY token_hash",
+                uuid_lit(db, sid)
+            ),
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.try_get::<String>("", "token_hash").unwrap())
+        .collect()
+}
+
+/// The attack: the legitimate client spends R1 for R2; a thief replays R1 inside the
+/// grace window, again and again. The first replay takes the session over (R2 dies), the
+/// second is reuse and ends the session: at no moment two live refresh tokens.
+async fn a_stolen_token_cannot_fork_a_session_inside_the_grace_window(b: Backend) {
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
+    let mut s = settings(&db);
+    s.refresh_reuse_grace = Duration::from_secs(60);
+    let app = spawn(s).await;
+    let conn = Database::connect(&db.url).await.unwrap();
+    let r1 = app.login("fork").await;
+    let sid = app.validate(&r1.access_token, "").await.unwrap().sid;
+    let r2 = app.refresh(&r1.refresh_token).await.unwrap();
+    assert_eq!(
+        live_tokens(&db, &conn, &sid).await,
+        [hash(&r2.refresh_token)]
+    );
+
+    let stolen = app.refresh(&r1.refresh_token).await.unwrap();
+    assert_eq!(
+        live_tokens(&db, &conn, &sid).await,
+        [hash(&stolen.refresh_token)],
+        "the replay replaced R2 instead of forking beside it"
+    );
+    assert_refused(
+        app.refresh(&r1.refresh_token).await,
+        Code::Unauthenticated,
+        "REFRESH_TOKEN_REUSED",
+    );
+    assert_refused(
+        app.refresh(&r1.refresh_token).await,
+        Code::Unauthenticated,
+        "SESSION_REVOKED",
+    );
+    for p in [&r2, &stolen] {
+        assert_refused(
+            app.refresh(&p.refresh_token).await,
+            Code::Unauthenticated,
+            "SESSION_REVOKED",
+        );
+        assert_refused(
+            app.validate(&p.access_token, "").await,
+            Code::Unauthenticated,
+            "TOKEN_REVOKED",
+        );
+    }
+    conn.close().await.unwrap();
+    app.stop().await;
+}
+
+/// Logout racing refreshes of the same session, many times over (on PostgreSQL across two
+/// instances): once `Revoke` has answered, the session's refresh tokens are final — no
+/// refresh that was in flight commits a successor afterwards — and every pair the race
+/// handed out is dead.
+async fn no_refresh_commits_after_its_session_was_revoked(b: Backend) {
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
+    let app = spawn(settings(&db)).await;
+    let second = match b {
+        Backend::Postgres => Some(spawn(settings(&db)).await),
+        Backend::Sqlite => None,
+    };
+    let other = second.as_ref().unwrap_or(&app);
+    let conn = Database::connect(&db.url).await.unwrap();
+    app.register("racer", PASSWORD).await.unwrap();
+    let mut late_commits = 0;
+    for round in 0..40 {
+        let p = app.issue("racer", PASSWORD).await.unwrap();
+        let sid = app.validate(&p.access_token, "").await.unwrap().sid;
+        let mut refreshes = tokio::task::JoinSet::new();
+        for i in 0..3 {
+            let client = if i % 2 == 0 { other } else { &app }.client.clone();
+            let token = p.refresh_token.clone();
+            refreshes.spawn(async move {
+                client
+                    .clone()
+                    .refresh(authd::proto::RefreshRequest {
+                        refresh_token: token,
+                    })
+                    .await
+            });
+        }
+        if round % 2 == 1 {
+            tokio::task::yield_now().await;
+        }
+        app.revoke(&p.refresh_token).await.unwrap();
+        let at_revoke = token_hashes(&db, &conn, &sid, "").await;
+        let mut minted = Vec::new();
+        while let Some(r) = refreshes.join_next().await {
+            if let Ok(pair) = r.unwrap() {
+                minted.push(pair.into_inner());
+            }
+        }
+        let after = token_hashes(&db, &conn, &sid, "").await;
+        if after != at_revoke {
+            late_commits += 1;
+        }
+        for pair in &minted {
+            assert_refused(
+                app.refresh(&pair.refresh_token).await,
+                Code::Unauthenticated,
+                "SESSION_REVOKED",
+            );
+            // The instance that revoked refuses at once (others within their reload).
+            assert_refused(
+                app.validate(&pair.access_token, "").await,
+                Code::Unauthenticated,
+                "TOKEN_REVOKED",
+            );
+        }
+    }
+    assert_eq!(
+        late_commits, 0,
+        "refresh tokens were stored after their session's revocation had committed"
+    );
+    conn.close().await.unwrap();
+    if let Some(s) = second {
+        s.stop().await;
+    }
     app.stop().await;
 }

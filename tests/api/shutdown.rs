@@ -91,6 +91,7 @@ async fn the_binary_stops_cleanly_on_sigterm() {
         .env("AUTHD_DATABASE_URL", &db.url)
         .env("AUTHD_LOG_FORMAT", "json")
         .env("AUTHD_JWT_SECRET", SECRET)
+        .env("AUTHD_ALLOW_REGISTRATION", "true")
         .env("AUTHD_ARGON2_M_KIB", "256")
         .env("AUTHD_ARGON2_T", "1")
         .env("RUST_LOG", "debug")

@@ -157,9 +157,12 @@ async fn forged_and_unfit_tokens_are_refused_with_their_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validate_with_an_expected_audience() {
-    let Some((_db, app)) = start(Backend::Sqlite).await else {
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
         return;
     };
+    let mut s = settings(&db);
+    s.audiences = vec!["payments".into()];
+    let app = spawn(s).await;
     let pair = app.login("olivia").await;
     app.validate(&pair.access_token, "authd").await.unwrap();
     assert_refused(

@@ -1,4 +1,5 @@
 //! SeaORM entities, one per table of `migrations/`.
+pub mod login_throttle;
 pub mod refresh_token;
 pub mod session;
 pub mod signing_key;

@@ -10,7 +10,12 @@ pub struct Model {
     pub session_id: Uuid,
     pub issued_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
+    /// When it stopped being live: spent by a rotation, or superseded by a replay.
     pub spent_at: Option<DateTimeUtc>,
+    /// When, spent, it was presented again inside the grace window (allowed once).
+    pub replayed_at: Option<DateTimeUtc>,
+    /// Killed by a replay of its parent inside the grace window, not spent by a rotation.
+    pub superseded: bool,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

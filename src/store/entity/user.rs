@@ -12,6 +12,9 @@ pub struct Model {
     pub password_hash: String,
     pub created_at: DateTimeUtc,
     pub disabled: bool,
+    /// Which rule computed `username_key`: 1 NFKC + lower case (before migration 000004),
+    /// 2 the UTS #39 skeleton of the RFC 8265 case-mapped form.
+    pub key_version: i16,
 }
 
 impl ActiveModelBehavior for ActiveModel {}
