@@ -1,5 +1,7 @@
-//! Compiles the public contract with protox (pure Rust: no system `protoc`) and writes the
-//! descriptor set that gRPC reflection serves.
+//! Writes the descriptor set of the public contract that gRPC reflection serves, and
+//! generates the `AuthService` server trait with protox (pure Rust: no system `protoc`).
+//! The messages are not generated here: they are authd-client's (`authd_client::proto`),
+//! one set of types for the server, the client and their conversions.
 use std::{env, fs, path::PathBuf};
 
 use protox::prost::Message;
@@ -10,6 +12,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(protos, ["proto"])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out.join("authd_descriptor.bin"), fds.encode_to_vec())?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    tonic_prost_build::configure()
+        // The client is authd-client's too.
+        .build_client(false)
+        .extern_path(".authd.v1", "::authd_client::proto")
+        .compile_fds(fds)?;
     Ok(())
 }

@@ -3,138 +3,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
-
-/// Command line of the `authd` binary.
-#[derive(Debug, Parser)]
-#[command(
-    name = "authd",
-    version,
-    about = "A standalone authentication service over gRPC"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Serve gRPC (the default when no subcommand is given).
-    Serve(Box<ServeArgs>),
-    /// Apply pending database migrations and exit.
-    Migrate(DatabaseArgs),
-    /// Manage users.
-    #[command(subcommand)]
-    User(UserCommand),
-    /// Manage the signing keys kept in the database.
-    #[command(subcommand)]
-    Keys(KeysCommand),
-    /// Ask a running authd whether it is SERVING (grpc.health.v1); exit 0 if so, 1 with one
-    /// line saying why not. For Docker HEALTHCHECK, compose and Kubernetes exec probes.
-    Healthcheck(HealthcheckArgs),
-}
-
-/// Settings of `authd healthcheck`.
-#[derive(Debug, Clone, Args)]
-pub struct HealthcheckArgs {
-    /// gRPC address to check, e.g. `http://127.0.0.1:50051`. Default: AUTHD_LISTEN, with an
-    /// unspecified IP (0.0.0.0, ::) replaced by loopback.
-    #[arg(long, env = "AUTHD_HEALTHCHECK_ADDR")]
-    pub addr: Option<String>,
-
-    /// The address authd listens on; only used to derive the default `--addr`.
-    #[arg(
-        long,
-        env = "AUTHD_LISTEN",
-        default_value = "127.0.0.1:50051",
-        hide = true
-    )]
-    pub listen: SocketAddr,
-
-    /// Service to ask about; the empty string is the server as a whole.
-    #[arg(long, default_value = "authd.v1.AuthService")]
-    pub service: String,
-
-    /// Give up after this long (humantime).
-    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
-    pub timeout: Duration,
-}
-
-impl HealthcheckArgs {
-    /// The URL to call.
-    pub fn url(&self) -> String {
-        if let Some(a) = &self.addr {
-            return if a.contains("://") {
-                a.clone()
-            } else {
-                format!("http://{a}")
-            };
-        }
-        let mut addr = self.listen;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(match addr {
-                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
-        }
-        format!("http://{addr}")
-    }
-}
-
-#[derive(Debug, Subcommand)]
-pub enum KeysCommand {
-    /// Add a new Ed25519 signing key. Running servers publish it in GetJwks within
-    /// AUTHD_KEY_REFRESH and sign with it from now + --activate-after; older keys keep
-    /// verifying until every token they signed has expired.
-    Rotate {
-        /// How long to wait before the new key signs (humantime). Give verifiers that cache
-        /// the JWKS, and servers (AUTHD_KEY_REFRESH), time to learn the new key first.
-        #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
-        activate_after: Duration,
-        #[command(flatten)]
-        db: DatabaseArgs,
-    },
-    /// List the signing keys and their state: next, active, retiring or retired (states
-    /// use AUTHD_ACCESS_TTL and AUTHD_KEY_REFRESH from the environment).
-    List {
-        #[command(flatten)]
-        db: DatabaseArgs,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum UserCommand {
-    /// Create a user; the password is read from standard input (or a prompt), never argv.
-    Add {
-        name: String,
-        #[command(flatten)]
-        db: DatabaseArgs,
-    },
-    /// Disable a user: no more logins or refreshes, and Validate refuses their tokens.
-    Disable {
-        name: String,
-        #[command(flatten)]
-        db: DatabaseArgs,
-    },
-    /// Enable a disabled user again.
-    Enable {
-        name: String,
-        #[command(flatten)]
-        db: DatabaseArgs,
-    },
-    /// List users.
-    List {
-        #[command(flatten)]
-        db: DatabaseArgs,
-    },
-    /// End every session of a user (log them out everywhere).
-    RevokeSessions {
-        name: String,
-        #[command(flatten)]
-        db: DatabaseArgs,
-    },
-}
 
 /// Where the users live.
 #[derive(Debug, Clone, Args)]
@@ -147,6 +17,84 @@ pub struct DatabaseArgs {
         hide_env_values = true
     )]
     pub database_url: SecretString,
+}
+
+/// How passwords are hashed (`authd serve` and `authd user add`).
+#[derive(Debug, Clone, Args)]
+pub struct HashingArgs {
+    /// argon2id memory cost in KiB.
+    #[arg(long, env = "AUTHD_ARGON2_M_KIB", default_value_t = 19456)]
+    pub argon2_m_kib: u32,
+
+    /// argon2id iterations.
+    #[arg(long, env = "AUTHD_ARGON2_T", default_value_t = 2)]
+    pub argon2_t: u32,
+
+    /// argon2id lanes.
+    #[arg(long, env = "AUTHD_ARGON2_P", default_value_t = 1)]
+    pub argon2_p: u32,
+}
+
+impl HashingArgs {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        argon2::Params::new(self.argon2_m_kib, self.argon2_t, self.argon2_p, None).map_err(
+            |e| {
+                bad(
+                    "AUTHD_ARGON2_M_KIB/AUTHD_ARGON2_T/AUTHD_ARGON2_P",
+                    e.to_string(),
+                )
+            },
+        )?;
+        Ok(())
+    }
+
+    /// The hasher these settings describe.
+    pub fn hasher(&self) -> Result<crate::password::Hasher, crate::password::PasswordError> {
+        crate::password::Hasher::new(self.argon2_m_kib, self.argon2_t, self.argon2_p)
+    }
+}
+
+/// What a new password must be (`authd serve` and `authd user add`).
+#[derive(Debug, Clone, Args)]
+pub struct PasswordPolicyArgs {
+    /// Fewest characters (Unicode code points) a new password may have; at least 8 (NIST
+    /// SP 800-63B). Logins with older, shorter passwords keep working.
+    #[arg(long, env = "AUTHD_PASSWORD_MIN_LENGTH", default_value_t = 8)]
+    pub password_min_length: usize,
+
+    /// Lowest zxcvbn strength score (0-4) a new password must reach; common passwords and
+    /// ones built from the username or service name are refused below it.
+    #[arg(long, env = "AUTHD_PASSWORD_MIN_SCORE", default_value_t = 3)]
+    pub password_min_score: u8,
+}
+
+impl PasswordPolicyArgs {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        use crate::auth::{PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS};
+        if !(PASSWORD_MIN_CHARS..=PASSWORD_MAX_BYTES).contains(&self.password_min_length) {
+            return Err(bad(
+                "AUTHD_PASSWORD_MIN_LENGTH",
+                format!(
+                    "must be between {PASSWORD_MIN_CHARS} (NIST SP 800-63B) and \
+                     {PASSWORD_MAX_BYTES}"
+                ),
+            ));
+        }
+        if self.password_min_score > 4 {
+            return Err(bad("AUTHD_PASSWORD_MIN_SCORE", "must be 0 to 4"));
+        }
+        Ok(())
+    }
+
+    /// The policy, with the service's names (`authd` and the issuer) as words a password
+    /// must not be built from.
+    pub fn policy(&self, issuer: &str) -> crate::auth::PasswordPolicy {
+        crate::auth::PasswordPolicy::new(
+            self.password_min_length,
+            self.password_min_score,
+            &["authd", issuer],
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -215,27 +163,11 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTHD_ALLOW_REGISTRATION", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_registration: bool,
 
-    /// argon2id memory cost in KiB.
-    #[arg(long, env = "AUTHD_ARGON2_M_KIB", default_value_t = 19456)]
-    pub argon2_m_kib: u32,
+    #[command(flatten)]
+    pub hashing: HashingArgs,
 
-    /// argon2id iterations.
-    #[arg(long, env = "AUTHD_ARGON2_T", default_value_t = 2)]
-    pub argon2_t: u32,
-
-    /// argon2id lanes.
-    #[arg(long, env = "AUTHD_ARGON2_P", default_value_t = 1)]
-    pub argon2_p: u32,
-
-    /// Fewest characters (Unicode code points) a new password may have; at least 8 (NIST
-    /// SP 800-63B). Logins with older, shorter passwords keep working.
-    #[arg(long, env = "AUTHD_PASSWORD_MIN_LENGTH", default_value_t = 8)]
-    pub password_min_length: usize,
-
-    /// Lowest zxcvbn strength score (0-4) a new password must reach; common passwords and
-    /// ones built from the username or service name are refused below it.
-    #[arg(long, env = "AUTHD_PASSWORD_MIN_SCORE", default_value_t = 3)]
-    pub password_min_score: u8,
+    #[command(flatten)]
+    pub password: PasswordPolicyArgs,
 
     /// Failed logins an account may have before each further try must wait. Counted in the
     /// database: every instance sees the same count.
@@ -300,6 +232,14 @@ fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
         .map_err(|_| format!("{s:?} is not an IP address or CIDR range"))
 }
 
+/// `ServeArgs` as a command of its own, to read them without the rest of the CLI.
+#[derive(Debug, Parser)]
+#[command(name = "authd")]
+struct ServeOnly {
+    #[command(flatten)]
+    args: ServeArgs,
+}
+
 /// A setting that cannot work; the message names it and says why, in one line.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid setting {setting}: {reason}")]
@@ -330,28 +270,17 @@ impl ServeArgs {
 
     /// The settings of `authd serve` with no flags: defaults and `AUTHD_*` variables.
     pub fn from_env() -> Result<Self, clap::Error> {
-        match Cli::try_parse_from(["authd", "serve"])?.command {
-            Some(Command::Serve(args)) => Ok(*args),
-            _ => Err(clap::Error::new(clap::error::ErrorKind::MissingSubcommand)),
-        }
+        let m = ServeOnly::command().try_get_matches_from(["authd"])?;
+        Ok(ServeOnly::from_arg_matches(&m)?.args)
     }
 
-    /// The password settings alone (`authd user add` applies them without serving).
-    pub fn validate_password_policy(&self) -> Result<(), ConfigError> {
-        use crate::auth::{PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS};
-        if !(PASSWORD_MIN_CHARS..=PASSWORD_MAX_BYTES).contains(&self.password_min_length) {
-            return Err(bad(
-                "AUTHD_PASSWORD_MIN_LENGTH",
-                format!(
-                    "must be between {PASSWORD_MIN_CHARS} (NIST SP 800-63B) and \
-                     {PASSWORD_MAX_BYTES}"
-                ),
-            ));
-        }
-        if self.password_min_score > 4 {
-            return Err(bad("AUTHD_PASSWORD_MIN_SCORE", "must be 0 to 4"));
-        }
-        Ok(())
+    /// The defaults alone, whatever `AUTHD_*` variables are set: for embedding and tests,
+    /// which must not change with a developer's environment.
+    pub fn defaults() -> Result<Self, clap::Error> {
+        let m = ServeOnly::command()
+            .mut_args(|a| a.env(None))
+            .try_get_matches_from(["authd"])?;
+        Ok(ServeOnly::from_arg_matches(&m)?.args)
     }
 
     /// Checks what clap's types cannot: relations between settings, minimum strengths.
@@ -429,15 +358,8 @@ impl ServeArgs {
         if self.cleanup_interval.is_zero() {
             return Err(bad("AUTHD_CLEANUP_INTERVAL", "must be more than 0s"));
         }
-        argon2::Params::new(self.argon2_m_kib, self.argon2_t, self.argon2_p, None).map_err(
-            |e| {
-                bad(
-                    "AUTHD_ARGON2_M_KIB/AUTHD_ARGON2_T/AUTHD_ARGON2_P",
-                    e.to_string(),
-                )
-            },
-        )?;
-        self.validate_password_policy()?;
+        self.hashing.validate()?;
+        self.password.validate()?;
         // Durations must fit the i64 seconds of JWT claims and chrono arithmetic.
         for (name, d) in [
             ("AUTHD_ACCESS_TTL", self.access_ttl),
@@ -460,25 +382,27 @@ impl ServeArgs {
 mod tests {
     use super::*;
 
+    /// Flags alone, whatever the environment says.
     fn parse(args: &[&str]) -> Result<ServeArgs, String> {
-        let mut v = vec!["authd", "serve"];
+        let mut v = vec!["authd"];
         v.extend_from_slice(args);
-        match Cli::try_parse_from(v) {
-            Ok(Cli {
-                command: Some(Command::Serve(a)),
-            }) => a.validate().map(|_| *a).map_err(|e| e.to_string()),
-            Ok(_) => Err("not serve".into()),
-            Err(e) => Err(e.to_string()),
-        }
+        let m = ServeOnly::command()
+            .mut_args(|a| a.env(None))
+            .try_get_matches_from(v)
+            .map_err(|e| e.to_string())?;
+        let a = ServeOnly::from_arg_matches(&m)
+            .map_err(|e| e.to_string())?
+            .args;
+        a.validate().map(|_| a).map_err(|e| e.to_string())
     }
 
     #[test]
     fn defaults_are_valid() {
-        let d = ServeArgs::from_env().unwrap();
+        let d = ServeArgs::defaults().unwrap();
         d.validate().unwrap();
         assert_eq!(d.access_ttl, Duration::from_secs(900));
         assert_eq!(d.refresh_ttl, Duration::from_secs(30 * 86400));
-        assert_eq!(d.argon2_m_kib, 19456);
+        assert_eq!(d.hashing.argon2_m_kib, 19456);
         assert!(
             !d.allow_registration,
             "self sign-up is off unless turned on"
@@ -550,34 +474,26 @@ mod tests {
     }
 
     #[test]
-    fn keys_commands_parse() {
-        let cli =
-            Cli::try_parse_from(["authd", "keys", "rotate", "--activate-after", "1h"]).unwrap();
-        let Some(Command::Keys(KeysCommand::Rotate { activate_after, .. })) = cli.command else {
-            panic!("not keys rotate");
-        };
-        assert_eq!(activate_after, Duration::from_secs(3600));
-        let cli = Cli::try_parse_from(["authd", "keys", "rotate"]).unwrap();
-        assert!(matches!(
-            cli.command,
-            Some(Command::Keys(KeysCommand::Rotate { activate_after, .. })) if activate_after.is_zero()
-        ));
-        let cli = Cli::try_parse_from(["authd", "keys", "list"]).unwrap();
-        assert!(matches!(
-            cli.command,
-            Some(Command::Keys(KeysCommand::List { .. }))
-        ));
-    }
-
-    #[test]
     fn password_settings_have_nists_floor() {
-        let d = ServeArgs::from_env().unwrap();
-        assert_eq!((d.password_min_length, d.password_min_score), (8, 3));
+        let d = ServeArgs::defaults().unwrap();
+        assert_eq!(
+            (
+                d.password.password_min_length,
+                d.password.password_min_score
+            ),
+            (8, 3)
+        );
         let err = parse(&["--password-min-length", "7"]).unwrap_err();
         assert!(err.contains("AUTHD_PASSWORD_MIN_LENGTH"), "{err}");
         let err = parse(&["--password-min-score", "5"]).unwrap_err();
         assert!(err.contains("AUTHD_PASSWORD_MIN_SCORE"), "{err}");
         let ok = parse(&["--password-min-length", "12", "--password-min-score", "0"]).unwrap();
-        assert_eq!((ok.password_min_length, ok.password_min_score), (12, 0));
+        assert_eq!(
+            (
+                ok.password.password_min_length,
+                ok.password.password_min_score
+            ),
+            (12, 0)
+        );
     }
 }

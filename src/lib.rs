@@ -1,7 +1,6 @@
 //! authd: a standalone authentication service over gRPC.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)]
 
-pub mod api;
+pub(crate) mod api;
 pub mod auth;
 pub mod config;
 pub mod healthcheck;
@@ -11,11 +10,14 @@ pub mod password;
 pub mod server;
 pub mod store;
 pub mod telemetry;
-pub mod token;
+pub(crate) mod token;
 
-/// Generated from `proto/authd/v1/auth.proto`.
+/// The contract of `proto/authd/v1/auth.proto`: the messages and the `AuthServiceClient`
+/// are authd-client's (generated once, there); the server trait is generated here.
 pub mod proto {
     #![allow(clippy::all, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    pub use authd_client::proto::*;
+    // `auth_service_server`, naming the messages above by their `authd_client` path.
     tonic::include_proto!("authd.v1");
 
     /// Descriptor set served by gRPC reflection.

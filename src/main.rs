@@ -2,11 +2,13 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use authd::config::{Cli, Command, ServeArgs};
+use authd::config::ServeArgs;
 use authd::server::Application;
 use clap::Parser;
 
 mod cli;
+
+use cli::commands::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -35,7 +37,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => serve(ServeArgs::from_env().unwrap_or_else(|e| e.exit())).await,
         Some(Command::Serve(args)) => serve(*args).await,
         Some(Command::Migrate(db)) => cli::migrate(db).await,
-        Some(Command::User(cmd)) => cli::user(cmd).await,
+        Some(Command::User(cmd)) => {
+            authd::telemetry::init_cli();
+            cli::user(cmd).await
+        }
         Some(Command::Keys(cmd)) => cli::keys(cmd).await,
         Some(Command::Healthcheck(args)) => cli::healthcheck(args).await,
     }
@@ -43,8 +48,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     authd::telemetry::init(args.log_format);
-    if let Some(addr) = args.metrics_listen {
-        authd::metrics::install(addr).with_context(|| format!("cannot serve metrics on {addr}"))?;
+    if let Some(listen) = args.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot serve metrics on {listen}"))?;
+        // The bound address: the real port when the setting said port 0.
+        let addr = listener.local_addr()?;
+        authd::metrics::install(listener).context("cannot record metrics")?;
         tracing::info!(%addr, "serving Prometheus metrics at /metrics");
     }
     let app = Application::build(args).await.context("cannot start")?;

@@ -1,10 +1,10 @@
 //! Metric names, recording helpers and the Prometheus exporter. With no exporter installed
 //! (AUTHD_METRICS_LISTEN unset) recording is a no-op.
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
 
 pub const RPC_REQUESTS: &str = "authd_rpc_requests_total";
 pub const RPC_DURATION: &str = "authd_rpc_duration_seconds";
@@ -25,15 +25,41 @@ const RPC_BUCKETS: &[f64] = &[
 // even built, so every call skips their allocations.
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
-/// Serve `/metrics` (Prometheus text format) on `addr`. Process-wide: call once.
-pub fn install(addr: SocketAddr) -> Result<(), BuildError> {
-    PrometheusBuilder::new()
-        .with_http_listener(addr)
+/// How often the recorder's upkeep runs (the exporter's own default).
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Record metrics from now on and serve them as `/metrics` (Prometheus text format) on
+/// `listener`, from background tasks. The caller binds the listener, so it knows the real
+/// port when the settings said port 0. Process-wide: call once, inside the runtime.
+pub fn install(listener: TcpListener) -> Result<(), BuildError> {
+    let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(RPC_DURATION.into()), RPC_BUCKETS)?
-        .install()?;
+        .install_recorder()?;
     describe();
     INSTALLED.store(true, Ordering::Relaxed);
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(UPKEEP_EVERY);
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    tokio::spawn(serve(listener, handle));
     Ok(())
+}
+
+async fn serve(listener: TcpListener, handle: PrometheusHandle) {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            async move { handle.render() }
+        }),
+    );
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "the metrics endpoint stopped");
+    }
 }
 
 fn describe() {
@@ -66,7 +92,7 @@ fn describe() {
 }
 
 /// Count one finished RPC and its latency.
-pub fn record_rpc(method: &str, code: i32, latency: Duration) {
+pub(crate) fn record_rpc(method: &str, code: i32, latency: Duration) {
     if !INSTALLED.load(Ordering::Relaxed) {
         return;
     }
@@ -75,27 +101,31 @@ pub fn record_rpc(method: &str, code: i32, latency: Duration) {
     metrics::histogram!(RPC_DURATION, "method" => method.to_owned()).record(latency.as_secs_f64());
 }
 
-pub fn login_failed(reason: &'static str) {
+pub(crate) fn login_failed(reason: &'static str) {
     metrics::counter!(LOGINS_FAILED, "reason" => reason).increment(1);
 }
 
-pub fn login_throttled(scope: &'static str) {
+pub(crate) fn login_throttled(scope: &'static str) {
     metrics::counter!(LOGINS_THROTTLED, "scope" => scope).increment(1);
 }
 
-pub fn refresh_reuse() {
+pub(crate) fn refresh_reuse() {
     metrics::counter!(REFRESH_REUSE).increment(1);
 }
 
-pub fn session_revoked(cause: &'static str) {
-    metrics::counter!(SESSIONS_REVOKED, "cause" => cause).increment(1);
+pub(crate) fn session_revoked(cause: &'static str) {
+    sessions_revoked(cause, 1);
 }
 
-pub fn password_hashes(queued: usize, running: usize) {
+pub(crate) fn sessions_revoked(cause: &'static str, n: u64) {
+    metrics::counter!(SESSIONS_REVOKED, "cause" => cause).increment(n);
+}
+
+pub(crate) fn password_hashes(queued: usize, running: usize) {
     metrics::gauge!(PASSWORD_HASHES_QUEUED).set(queued as f64);
     metrics::gauge!(PASSWORD_HASHES_RUNNING).set(running as f64);
 }
 
-pub fn db_error() {
+pub(crate) fn db_error() {
     metrics::counter!(DB_ERRORS).increment(1);
 }

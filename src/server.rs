@@ -13,9 +13,9 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::api::AuthApi;
-use crate::auth::{Auth, Backoff, PasswordPolicy, Policy, Revocations, ThrottlePolicy};
+use crate::auth::{Auth, Backoff, Policy, Revocations, ThrottlePolicy};
 use crate::config::{ConfigError, ServeArgs};
-use crate::password::{Hasher, PasswordError};
+use crate::password::PasswordError;
 use crate::proto::auth_service_server::AuthServiceServer;
 use crate::store::{Store, StoreError};
 use crate::telemetry::RpcTraceLayer;
@@ -78,14 +78,10 @@ impl Application {
             },
         )
         .await?;
-        let hasher = Hasher::new(settings.argon2_m_kib, settings.argon2_t, settings.argon2_p)?;
+        let hasher = settings.hashing.hasher()?;
         let policy = Policy {
             allow_registration: settings.allow_registration,
-            password: PasswordPolicy::new(
-                settings.password_min_length,
-                settings.password_min_score,
-                &["authd", &settings.issuer],
-            ),
+            password: settings.password.policy(&settings.issuer),
             default_audience: settings.audience.clone(),
             allowed_audiences: settings.allowed_audiences(),
             access_ttl: settings.access_ttl,

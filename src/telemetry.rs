@@ -36,6 +36,20 @@ pub fn init(format: Option<LogFormat>) {
     };
 }
 
+/// The administrative commands' log: their events (a user disabled, sessions revoked) go
+/// to standard error as one compact line each, so standard output stays the command's
+/// answer (`authd user add` prints the new id there).
+pub fn init_cli() {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .compact()
+        .try_init();
+}
+
 /// Wraps the gRPC router: a span per call, and one log line when it ends.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RpcTraceLayer;

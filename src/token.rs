@@ -8,17 +8,14 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use authd_client::{Claims, TOKEN_TYPE, VerifyError};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{Algorithm, Header, encode};
+use jsonwebtoken::{Header, encode};
 use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub use crate::keys::KeyError;
 use crate::keys::{self, KeySet, SigningMaterial};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// Where the signing keys come from.
 #[derive(Debug, Clone)]
@@ -41,6 +38,13 @@ pub struct TokenSettings {
     pub access_ttl: Duration,
     /// How often database keys are reloaded (`AUTHD_KEY_REFRESH`).
     pub key_refresh: Duration,
+}
+
+impl TokenSettings {
+    /// How long a replaced database key keeps verifying.
+    fn grace(&self) -> Duration {
+        keys::retire_grace(self.access_ttl, self.key_refresh)
+    }
 }
 
 /// What an access token is minted for.
@@ -79,8 +83,7 @@ impl Tokens {
         let (issuer, audience) = (&settings.issuer, &settings.audience);
         let set = match source {
             KeySource::Secret(s) => {
-                let secret = s.expose_secret().as_bytes();
-                let key = SigningMaterial::hs256(secret_kid(secret), secret)?;
+                let key = SigningMaterial::shared_secret(s.expose_secret().as_bytes())?;
                 KeySet::single(key, issuer, audience)
             }
             KeySource::KeyFile(path) => {
@@ -88,7 +91,9 @@ impl Tokens {
                 tracing::info!(kid = key.kid(), "signing with the Ed25519 key file");
                 KeySet::single(key, issuer, audience)
             }
-            KeySource::Database => stored_keys(store, &settings).await?,
+            KeySource::Database => {
+                keys::load_or_generate(store, settings.grace(), issuer, audience).await?
+            }
         };
         Ok(Self {
             keys: ArcSwap::from_pointee(set),
@@ -108,23 +113,19 @@ impl Tokens {
         if !self.from_database {
             return Ok(());
         }
-        let rows = store.signing_keys().await?;
-        let set = KeySet::from_rows(
-            &rows,
+        let set = keys::load_stored(
+            store,
             now,
-            self.grace(),
+            self.settings.grace(),
             &self.settings.issuer,
             &self.settings.audience,
-        )?;
+        )
+        .await?;
         if set.kids() != self.keys.load().kids() {
             tracing::info!(kids = ?set.kids(), "signing keys changed");
         }
         self.keys.store(Arc::new(set));
         Ok(())
-    }
-
-    fn grace(&self) -> Duration {
-        keys::retire_grace(self.settings.access_ttl, self.settings.key_refresh)
     }
 
     /// Mint an access token; returns it with its lifetime in seconds.
@@ -159,7 +160,8 @@ impl Tokens {
     }
 
     /// The id of the key that signs at `now`.
-    pub fn signing_kid(&self, now: DateTime<Utc>) -> Option<String> {
+    #[cfg(test)]
+    fn signing_kid(&self, now: DateTime<Utc>) -> Option<String> {
         self.keys.load().signer(now).map(|k| k.kid().to_owned())
     }
 
@@ -171,63 +173,13 @@ impl Tokens {
     }
 }
 
-/// A key id for a shared secret that says nothing about the secret: the first bytes of its
-/// SHA-256, so every instance with the same secret names it alike.
-fn secret_kid(secret: &[u8]) -> String {
-    let digest = Sha256::digest(secret);
-    format!("hs256-{}", URL_SAFE_NO_PAD.encode(&digest[..9]))
-}
-
-/// The database keys, generating an Ed25519 key when there is none.
-///
-/// A database from before Ed25519 keys holds one generated HS256 key: it keeps signing with
-/// it rather than switching on its own. Instances still on the old version verify only that
-/// key, so an automatic switch during a rolling upgrade would make them refuse the new
-/// tokens; `authd keys rotate`, once every instance is upgraded, moves to Ed25519 with the
-/// HS256 key verifying until its tokens have expired.
-async fn stored_keys(store: &Store, settings: &TokenSettings) -> Result<KeySet, KeyError> {
-    let mut rows = store.signing_keys().await?;
-    if rows.is_empty() {
-        let now = Utc::now();
-        let row = keys::generate_ed25519(now, now)?;
-        tracing::warn!(
-            kid = %row.kid,
-            "no AUTHD_JWT_SECRET or AUTHD_SIGNING_KEY_FILE given: generated an Ed25519 signing \
-             key and stored it in the database; verifiers get its public key from GetJwks"
-        );
-        // Another instance starting at the same moment may store a key of its own: then
-        // both verify, and every instance signs with the same one (the latest activated)
-        // from its next reload on.
-        match store.insert_signing_key(row).await {
-            Ok(()) | Err(StoreError::Duplicate) => {}
-            Err(e) => return Err(e.into()),
-        }
-        rows = store.signing_keys().await?;
-    }
-    let grace = keys::retire_grace(settings.access_ttl, settings.key_refresh);
-    let now = Utc::now();
-    let set = KeySet::from_rows(&rows, now, grace, &settings.issuer, &settings.audience)?;
-    if let Some(key) = set.signer(now)
-        && key.algorithm() == Algorithm::HS256
-    {
-        tracing::warn!(
-            kid = key.kid(),
-            "signing with the HS256 key generated by an earlier authd: only authd can verify \
-             its tokens; run `authd keys rotate` (once every instance runs this version) to \
-             move to Ed25519 and publish the public key in GetJwks"
-        );
-    }
-    Ok(set)
-}
-
 #[cfg(test)]
 mod tests {
-    use base64::engine::general_purpose::STANDARD;
-    use ed25519_dalek::pkcs8::DecodePrivateKey;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::Algorithm;
 
     use super::*;
-    use crate::keys::{EDDSA, HS256};
-    use crate::store::keys::SigningKeyRow;
 
     const TTL: Duration = Duration::from_secs(900);
     const REFRESH: Duration = Duration::from_secs(10);
@@ -273,38 +225,6 @@ mod tests {
             .iter()
             .map(|k| k["kid"].as_str().unwrap().to_owned())
             .collect()
-    }
-
-    #[tokio::test]
-    async fn the_generated_key_is_ed25519_and_survives_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
-        let first = Tokens::load(&store, &KeySource::Database, settings())
-            .await
-            .unwrap();
-        let rows = store.signing_keys().await.unwrap();
-        assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].algorithm, EDDSA);
-        let der = STANDARD.decode(&rows[0].material).unwrap();
-        ed25519_dalek::SigningKey::from_pkcs8_der(&der).unwrap();
-
-        let token = mint(&first, Utc::now());
-        let header = jsonwebtoken::decode_header(&token).unwrap();
-        assert_eq!(header.alg, Algorithm::EdDSA);
-        assert_eq!(header.kid.as_deref(), Some(rows[0].kid.as_str()));
-        assert_eq!(jwks_kids(&first), [rows[0].kid.clone()]);
-
-        let again = Tokens::load(&store, &KeySource::Database, settings())
-            .await
-            .unwrap();
-        assert_eq!(
-            store.signing_keys().await.unwrap().len(),
-            1,
-            "no second key"
-        );
-        let claims = again.verify(&token, None).unwrap();
-        assert_eq!(claims.username, "ada");
-        assert!(!format!("{again:?}").contains(&rows[0].material));
     }
 
     #[tokio::test]
@@ -375,49 +295,6 @@ mod tests {
         tokens.reload_at(&store, past).await.unwrap();
         assert_eq!(tokens.verify(&old, None), Err(VerifyError::UnknownKey));
         assert_eq!(jwks_kids(&tokens), [new_kid]);
-    }
-
-    #[tokio::test]
-    async fn a_database_from_before_ed25519_keeps_its_hs256_key_until_rotated() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
-        let legacy_secret = [9u8; 64];
-        store
-            .insert_signing_key(SigningKeyRow {
-                kid: "hs256-legacy".into(),
-                algorithm: HS256.into(),
-                material: STANDARD.encode(legacy_secret),
-                created_at: Utc::now() - chrono::Duration::days(30),
-                activates_at: None,
-            })
-            .await
-            .unwrap();
-        let tokens = Tokens::load(&store, &KeySource::Database, settings())
-            .await
-            .unwrap();
-        assert_eq!(store.signing_keys().await.unwrap().len(), 1, "no key added");
-        let legacy = mint(&tokens, Utc::now());
-        let header = jsonwebtoken::decode_header(&legacy).unwrap();
-        assert_eq!(header.alg, Algorithm::HS256);
-        assert_eq!(header.kid.as_deref(), Some("hs256-legacy"));
-        tokens.verify(&legacy, None).unwrap();
-        assert_eq!(
-            tokens.jwks_json(),
-            r#"{"keys":[]}"#,
-            "a secret is never published"
-        );
-
-        let new_kid = keys::rotate(&store, Utc::now()).await.unwrap();
-        tokens.reload(&store).await.unwrap();
-        let fresh = mint(&tokens, Utc::now());
-        assert_eq!(
-            jsonwebtoken::decode_header(&fresh).unwrap().alg,
-            Algorithm::EdDSA
-        );
-        tokens.verify(&legacy, None).unwrap();
-        tokens.verify(&fresh, None).unwrap();
-        assert_eq!(jwks_kids(&tokens), [new_kid]);
-        assert!(!tokens.jwks_json().contains(&STANDARD.encode(legacy_secret)));
     }
 
     #[tokio::test]

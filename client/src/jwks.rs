@@ -4,29 +4,38 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+use crate::claims::Object;
 use crate::{VerificationKey, Verifier};
 
 /// Why a JWKS was refused as a whole. The key set in force, if any, stays.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwksError {
+    /// Not JSON, or not shaped as RFC 7517 says; the parser's message.
     #[error("the JWKS is not valid JSON of the RFC 7517 shape: {0}")]
     Json(String),
     /// A published key carries private (`d`) or symmetric (`k`) material: whoever serves
     /// it is leaking its signing key, so nothing from it is trusted.
     #[error("the JWKS carries private key material (kid {kid:?})")]
-    PrivateKey { kid: Option<String> },
+    PrivateKey {
+        /// The key id of the leaking key, if it has one.
+        kid: Option<String>,
+    },
+    /// An Ed25519 verification key that cannot be used (bad `x`, wrong length, ...).
     #[error("the JWKS key {kid:?} is unusable: {reason}")]
     BadKey {
+        /// The key id of the unusable key, if it has one.
         kid: Option<String>,
+        /// What is wrong with it.
         reason: &'static str,
     },
+    /// Two keys with one key id: a verifier could not tell which signed a token.
     #[error("the JWKS names key {0:?} twice")]
     DuplicateKid(String),
 }
 
 #[derive(Deserialize)]
 struct RawJwks {
-    keys: Vec<RawJwk>,
+    keys: Vec<Object<RawJwk>>,
 }
 
 /// The members this verifier reads; unknown members are ignored, as RFC 7517 §4 asks.
@@ -71,16 +80,18 @@ impl RawJwk {
 /// Parse a JWKS into the Ed25519 verification keys it holds (authd in HS256 mode publishes
 /// none: the result is then empty).
 pub fn parse_jwks(json: &str) -> Result<Vec<VerificationKey>, JwksError> {
-    let set: RawJwks = serde_json::from_str(json).map_err(|e| JwksError::Json(e.to_string()))?;
+    let Object(set): Object<RawJwks> =
+        serde_json::from_str(json).map_err(|e| JwksError::Json(e.to_string()))?;
+    let set_keys: Vec<RawJwk> = set.keys.into_iter().map(|Object(k)| k).collect();
     // Refuse the whole set before using any of it: a leaked private key anywhere means the
     // publisher is broken.
-    if let Some(leaky) = set.keys.iter().find(|k| k.d.is_some() || k.k.is_some()) {
+    if let Some(leaky) = set_keys.iter().find(|k| k.d.is_some() || k.k.is_some()) {
         return Err(JwksError::PrivateKey {
             kid: leaky.kid.clone(),
         });
     }
-    let mut keys: Vec<VerificationKey> = Vec::with_capacity(set.keys.len());
-    for jwk in set.keys {
+    let mut keys: Vec<VerificationKey> = Vec::with_capacity(set_keys.len());
+    for jwk in set_keys {
         if !jwk.is_ed25519_verification_key() {
             continue;
         }
@@ -203,6 +214,19 @@ mod tests {
             parse_jwks(&json),
             Err(JwksError::PrivateKey { .. })
         ));
+    }
+
+    /// A JWK Set and its keys are JSON objects (RFC 7517 §4, §5): not arrays in field order,
+    /// where a private `d` would not even be named.
+    #[test]
+    fn sets_and_keys_must_be_objects() {
+        let positional = format!(r#"["OKP","Ed25519",null,null,null,"k","{X}","c2VjcmV0"]"#);
+        assert!(matches!(
+            parse_jwks(&set(&[positional])),
+            Err(JwksError::Json(_))
+        ));
+        let array_set = format!("[[{}]]", okp(r#","kid":"k""#));
+        assert!(matches!(parse_jwks(&array_set), Err(JwksError::Json(_))));
     }
 
     #[test]

@@ -154,23 +154,11 @@ async fn validate(
             return Err(unavailable());
         }
     };
-    let c = response.claims.ok_or_else(|| {
+    let claims = response.claims.ok_or_else(|| {
         tracing::warn!("authd Validate answered without claims");
         unavailable()
     })?;
-    Ok(Claims {
-        iss: c.iss,
-        sub: c.sub,
-        aud: c.aud,
-        exp: c.exp,
-        iat: c.iat,
-        // Validate's claims do not carry nbf; authd sets it to iat.
-        nbf: c.iat,
-        jti: c.jti,
-        sid: c.sid,
-        username: c.username,
-        roles: c.roles,
-    })
+    Ok(claims.into())
 }
 
 /// A service behind [`AuthLayer`].

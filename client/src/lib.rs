@@ -57,7 +57,8 @@
 //!
 //! let refused = interceptor.call(tonic::Request::new(())).unwrap_err();
 //! assert_eq!(refused.code(), tonic::Code::Unauthenticated);
-//! assert_eq!(rejection_reason(&refused).as_deref(), Some("TOKEN_MISSING"));
+//! let reason = rejection_reason(&refused);
+//! assert_eq!(reason.as_deref(), Some(authd_client::reason::TOKEN_MISSING));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -80,10 +81,11 @@
 //! # Ok(())
 //! # }
 //! ```
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)]
+#![warn(missing_docs)]
 
 mod claims;
 mod jwks;
+pub mod reason;
 mod verifier;
 
 #[cfg(feature = "grpc")]
@@ -92,6 +94,8 @@ mod interceptor;
 mod keys;
 #[cfg(feature = "grpc")]
 mod layer;
+#[cfg(feature = "grpc")]
+mod proto_claims;
 #[cfg(feature = "grpc")]
 mod status;
 #[cfg(any(test, feature = "test-util"))]
@@ -111,16 +115,30 @@ pub use layer::{AuthLayer, Authenticated};
 pub use status::{ERROR_DOMAIN, Rejection, rejection_reason};
 
 /// Generated from authd's `proto/authd/v1/auth.proto`: the messages and the
-/// `AuthServiceClient` (no server: that is authd's).
+/// `AuthServiceClient`. The only generated copy of the messages: authd's server code uses
+/// these too (its build generates just the service trait, pointing here), and
+/// `From` converts between [`proto::Claims`] and the domain [`Claims`].
 #[cfg(feature = "grpc")]
 pub mod proto {
-    #![allow(clippy::all, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    #![allow(
+        clippy::all,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        missing_docs
+    )]
     tonic::include_proto!("authd.v1");
 }
 
 /// The server half of the same contract, for the stand-in authd of tests only.
 #[cfg(all(feature = "grpc", any(test, feature = "test-util")))]
 mod proto_server {
-    #![allow(clippy::all, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    #![allow(
+        clippy::all,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        missing_docs
+    )]
     include!(concat!(env!("OUT_DIR"), "/server/authd.v1.rs"));
 }

@@ -3,16 +3,18 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::VerifyError;
+use crate::{VerifyError, reason};
 
-/// The `domain` of the `google.rpc.ErrorInfo` detail, as authd sets it.
-pub const ERROR_DOMAIN: &str = "authd";
+/// The `domain` of the `google.rpc.ErrorInfo` detail, as authd sets it ([`reason::DOMAIN`]).
+pub const ERROR_DOMAIN: &str = reason::DOMAIN;
 
 /// Why a request was refused before it reached the service.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
+    /// No bearer token on the request (`TOKEN_MISSING`).
     #[error("the request carries no `authorization: Bearer <token>` header")]
     MissingToken,
+    /// A token that fails verification; the reason is the verifier's.
     #[error(transparent)]
     Invalid(#[from] VerifyError),
 }
@@ -21,7 +23,7 @@ impl Rejection {
     /// The stable reason: `TOKEN_MISSING`, or the [`VerifyError::reason`].
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::MissingToken => "TOKEN_MISSING",
+            Self::MissingToken => reason::TOKEN_MISSING,
             Self::Invalid(e) => e.reason(),
         }
     }
@@ -84,7 +86,11 @@ mod tests {
         let status = Status::from(Rejection::Invalid(VerifyError::Expired));
         assert_eq!(status.code(), Code::Unauthenticated);
         assert_eq!(status.message(), "the token has expired");
-        assert_eq!(rejection_reason(&status).as_deref(), Some("TOKEN_EXPIRED"));
+        assert_eq!(
+            rejection_reason(&status).as_deref(),
+            Some(reason::TOKEN_EXPIRED)
+        );
+        assert!(reason::ALL.contains(&Rejection::MissingToken.reason()));
         let other_domain = Status::with_error_details(
             Code::Unauthenticated,
             "no",

@@ -11,6 +11,7 @@ use serde::de::IgnoredAny;
 use sha2::Sha256;
 
 use crate::Claims;
+use crate::claims::Object;
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECS: u64 = 30;
@@ -21,24 +22,34 @@ pub const TOKEN_TYPE: &str = "at+jwt";
 /// sends in its `google.rpc.ErrorInfo` detail.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
+    /// Not three base64url segments of JSON header and claims (`TOKEN_MALFORMED`).
     #[error("the token is not a well-formed JWT")]
     Malformed,
+    /// The signature does not verify with the token's key (`BAD_SIGNATURE`).
     #[error("the token's signature does not verify")]
     BadSignature,
+    /// `exp` is past, beyond the leeway (`TOKEN_EXPIRED`).
     #[error("the token has expired")]
     Expired,
+    /// `nbf` is ahead, beyond the leeway (`TOKEN_NOT_YET_VALID`).
     #[error("the token is not valid yet")]
     NotYetValid,
+    /// `iss` is not the expected issuer (`WRONG_ISSUER`).
     #[error("the token was issued by another issuer")]
     WrongIssuer,
+    /// `aud` does not name the expected audience (`WRONG_AUDIENCE`).
     #[error("the token is not meant for this audience")]
     WrongAudience,
+    /// A required claim is absent (`MISSING_CLAIM`); the claim's name.
     #[error("the token lacks the required claim `{0}`")]
     MissingClaim(String),
+    /// The header's `alg` is not the algorithm of the key (`WRONG_ALGORITHM`).
     #[error("the token's algorithm is not the one of its key")]
     WrongAlgorithm,
+    /// The header's `typ` is not `at+jwt` (`WRONG_TOKEN_TYPE`).
     #[error("the token is not an access token (typ must be at+jwt)")]
     WrongType,
+    /// The header's `kid` names no key this verifier holds (`UNKNOWN_KEY`).
     #[error("the token names a signing key this verifier does not know")]
     UnknownKey,
 }
@@ -47,16 +58,16 @@ impl VerifyError {
     /// The stable, machine-readable reason (`TOKEN_EXPIRED`, `BAD_SIGNATURE`, ...).
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Malformed => "TOKEN_MALFORMED",
-            Self::BadSignature => "BAD_SIGNATURE",
-            Self::Expired => "TOKEN_EXPIRED",
-            Self::NotYetValid => "TOKEN_NOT_YET_VALID",
-            Self::WrongIssuer => "WRONG_ISSUER",
-            Self::WrongAudience => "WRONG_AUDIENCE",
-            Self::MissingClaim(_) => "MISSING_CLAIM",
-            Self::WrongAlgorithm => "WRONG_ALGORITHM",
-            Self::WrongType => "WRONG_TOKEN_TYPE",
-            Self::UnknownKey => "UNKNOWN_KEY",
+            Self::Malformed => crate::reason::TOKEN_MALFORMED,
+            Self::BadSignature => crate::reason::BAD_SIGNATURE,
+            Self::Expired => crate::reason::TOKEN_EXPIRED,
+            Self::NotYetValid => crate::reason::TOKEN_NOT_YET_VALID,
+            Self::WrongIssuer => crate::reason::WRONG_ISSUER,
+            Self::WrongAudience => crate::reason::WRONG_AUDIENCE,
+            Self::MissingClaim(_) => crate::reason::MISSING_CLAIM,
+            Self::WrongAlgorithm => crate::reason::WRONG_ALGORITHM,
+            Self::WrongType => crate::reason::WRONG_TOKEN_TYPE,
+            Self::UnknownKey => crate::reason::UNKNOWN_KEY,
         }
     }
 }
@@ -252,6 +263,12 @@ fn b64(part: &str) -> Result<Vec<u8>, VerifyError> {
         .map_err(|_| VerifyError::Malformed)
 }
 
+/// JSON text is UTF-8 (RFC 8259 §8.1). `serde_json::from_slice` checks that only in the
+/// strings it keeps: an unknown member's value could hold any bytes. Check it all.
+fn utf8(json: &[u8]) -> Result<&str, VerifyError> {
+    std::str::from_utf8(json).map_err(|_| VerifyError::Malformed)
+}
+
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -310,8 +327,8 @@ impl Verifier {
 
         let mut header_buf = [0u8; MAX_HEADER_BYTES];
         let header_json = b64_into(header_b64, &mut header_buf, VerifyError::Malformed)?;
-        let header: RawHeader<'_> =
-            serde_json::from_slice(header_json).map_err(|_| VerifyError::Malformed)?;
+        let Object(header): Object<RawHeader<'_>> =
+            serde_json::from_str(utf8(header_json)?).map_err(|_| VerifyError::Malformed)?;
         if header.crit.is_some() {
             return Err(VerifyError::Malformed);
         }
@@ -332,8 +349,8 @@ impl Verifier {
         key.material.verify(signing_input.as_bytes(), signature)?;
 
         let payload = b64(payload_b64)?;
-        let raw: RawClaims =
-            serde_json::from_slice(&payload).map_err(|_| VerifyError::Malformed)?;
+        let Object(raw): Object<RawClaims> =
+            serde_json::from_str(utf8(&payload)?).map_err(|_| VerifyError::Malformed)?;
         self.check_claims(raw, audience, now)
     }
 
@@ -415,7 +432,7 @@ pub fn token_kid(token: &str) -> Option<String> {
     let header_b64 = token.split('.').next()?;
     let mut buf = [0u8; MAX_HEADER_BYTES];
     let json = b64_into(header_b64, &mut buf, VerifyError::Malformed).ok()?;
-    let header: RawHeader<'_> = serde_json::from_slice(json).ok()?;
+    let Object(header): Object<RawHeader<'_>> = serde_json::from_str(utf8(json).ok()?).ok()?;
     header.kid.map(Cow::into_owned)
 }
 
@@ -556,6 +573,56 @@ mod tests {
             &claims_json(&claims("ada")),
         );
         assert_eq!(v.verify(&crit, None), Err(VerifyError::Malformed), "crit");
+    }
+
+    /// serde reads a struct from a JSON array too, in field order; a JWT's header and claims
+    /// are JSON objects (RFC 7515 §4, RFC 7519 §7.2) and nothing else passes for one.
+    #[test]
+    fn header_and_claims_must_be_objects() {
+        let c = claims("ada");
+        let positional = json!([
+            c.iss, c.sub, c.aud, c.exp, c.iat, c.nbf, c.jti, c.sid, c.username
+        ]);
+        let token = hs().mint_raw(&hs().header(), &positional);
+        assert_eq!(
+            hs_verifier().verify(&token, None),
+            Err(VerifyError::Malformed)
+        );
+        let array_header = hs().mint_raw(&json!(["HS256", "at+jwt", "hs256-1"]), &claims_json(&c));
+        assert_eq!(
+            hs_verifier().verify(&array_header, None),
+            Err(VerifyError::Malformed)
+        );
+        assert_eq!(token_kid(&array_header), None);
+    }
+
+    /// JSON is UTF-8: other bytes, even in a member the verifier ignores (which
+    /// `serde_json::from_slice` skips unchecked), make the token malformed.
+    #[test]
+    fn header_and_claims_must_be_utf8() {
+        let v = hs_verifier();
+        let signed = |header: &[u8], payload: &[u8]| {
+            let input = format!("{}.{}", b64(header), b64(payload));
+            format!("{input}.{}", b64(hmac_sha256(SECRET, input.as_bytes())))
+        };
+        let with_junk = |json: &str| {
+            let mut bytes = json.as_bytes()[..json.len() - 1].to_vec();
+            bytes.extend_from_slice(b",\"x\":\"\xff\xfe\"}");
+            bytes
+        };
+        let header = hs().header().to_string();
+        let claims = claims_json(&claims("ada")).to_string();
+        assert!(
+            v.verify(&signed(header.as_bytes(), claims.as_bytes()), None)
+                .is_ok()
+        );
+        assert_eq!(
+            v.verify(&signed(header.as_bytes(), &with_junk(&claims)), None),
+            Err(VerifyError::Malformed)
+        );
+        let junk_header = signed(&with_junk(&header), claims.as_bytes());
+        assert_eq!(v.verify(&junk_header, None), Err(VerifyError::Malformed));
+        assert_eq!(token_kid(&junk_header), None);
     }
 
     #[test]

@@ -6,14 +6,12 @@ use tonic::{Request, Response, Status};
 use crate::auth::{self, Auth};
 use crate::proto::auth_service_server::AuthService;
 use crate::proto::{
-    Claims, GetJwksRequest, GetJwksResponse, IssueRequest, RefreshRequest, RegisterRequest,
+    GetJwksRequest, GetJwksResponse, IssueRequest, RefreshRequest, RegisterRequest,
     RegisterResponse, RevokeRequest, RevokeResponse, TokenPair, ValidateRequest, ValidateResponse,
 };
 
 mod peer;
 mod status;
-
-pub use status::ERROR_DOMAIN;
 
 /// The `authd.v1.AuthService` implementation.
 #[derive(Debug, Clone)]
@@ -70,19 +68,9 @@ impl AuthService for AuthApi {
         request: Request<ValidateRequest>,
     ) -> Result<Response<ValidateResponse>, Status> {
         let r = request.into_inner();
-        let c = self.auth.validate(&r.token, &r.audience)?;
+        let claims = self.auth.validate(&r.token, &r.audience)?;
         Ok(Response::new(ValidateResponse {
-            claims: Some(Claims {
-                sub: c.sub,
-                username: c.username,
-                roles: c.roles,
-                exp: c.exp,
-                iat: c.iat,
-                jti: c.jti,
-                sid: c.sid,
-                iss: c.iss,
-                aud: c.aud,
-            }),
+            claims: Some(claims.into()),
         }))
     }
 

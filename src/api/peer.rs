@@ -8,7 +8,7 @@ use tonic::Request;
 /// The address a call comes from. `X-Forwarded-For` is believed only from a peer in
 /// `trusted`: walking it from the right, the first address that is not a trusted proxy is
 /// the client (entries to its left were written by the client itself and prove nothing).
-pub fn client_ip<T>(request: &Request<T>, trusted: &[IpNet]) -> Option<IpAddr> {
+pub(crate) fn client_ip<T>(request: &Request<T>, trusted: &[IpNet]) -> Option<IpAddr> {
     let peer = request.remote_addr()?.ip();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {

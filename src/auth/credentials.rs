@@ -8,7 +8,7 @@
 use precis_profiles::precis_core::Error as PrecisError;
 use precis_profiles::precis_core::profile::PrecisFastInvocation;
 use precis_profiles::{UsernameCaseMapped, UsernameCasePreserved};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use unicode_normalization::UnicodeNormalization;
 use unicode_security::mixed_script::AugmentedScriptSet;
 
@@ -123,7 +123,7 @@ impl Username {
     }
 
     /// The key of a first-rule user whose migrated key went to an older user.
-    pub fn legacy_key(old_key: &str) -> String {
+    pub(crate) fn legacy_key(old_key: &str) -> String {
         format!("{LEGACY_KEY_PREFIX}{old_key}")
     }
 }
@@ -194,7 +194,7 @@ impl LoginName {
     }
 
     /// Every key to look up, in one query.
-    pub fn lookup_keys(&self) -> Vec<String> {
+    pub(crate) fn lookup_keys(&self) -> Vec<String> {
         self.candidates.iter().map(|c| c.key.clone()).collect()
     }
 
@@ -332,11 +332,7 @@ impl Password {
         Ok(Self(SecretString::from(raw)))
     }
 
-    pub fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
-
-    pub fn into_secret(self) -> SecretString {
+    pub(crate) fn into_secret(self) -> SecretString {
         self.0
     }
 }
@@ -385,7 +381,8 @@ impl PasswordPolicy {
         }
     }
 
-    pub fn min_chars(&self) -> usize {
+    #[cfg(test)]
+    fn min_chars(&self) -> usize {
         self.min_chars
     }
 

@@ -1,4 +1,4 @@
-use authd_client::VerifyError;
+use authd_client::{VerifyError, reason};
 
 use crate::password::PasswordError;
 use crate::store::StoreError;
@@ -56,37 +56,34 @@ impl AuthError {
     pub fn reason(&self) -> Option<&'static str> {
         Some(match self {
             Self::Token(e) => e.reason(),
-            Self::TokenRevoked => "TOKEN_REVOKED",
-            Self::BadCredentials => "INVALID_CREDENTIALS",
-            Self::UserDisabled => "USER_DISABLED",
-            Self::RefreshMalformed => "REFRESH_TOKEN_MALFORMED",
-            Self::RefreshUnknown => "REFRESH_TOKEN_UNKNOWN",
-            Self::RefreshExpired => "REFRESH_TOKEN_EXPIRED",
-            Self::RefreshReused => "REFRESH_TOKEN_REUSED",
-            Self::SessionRevoked => "SESSION_REVOKED",
-            Self::InvalidInput(_) => "INVALID_INPUT",
-            Self::InvalidUsername(_) => "INVALID_USERNAME",
-            Self::WeakPassword(_) => "PASSWORD_TOO_WEAK",
-            Self::AudienceNotAllowed => "AUDIENCE_NOT_ALLOWED",
-            Self::Throttled { .. } => "THROTTLED",
-            Self::UsernameTaken => "USERNAME_TAKEN",
-            Self::RegistrationClosed => "REGISTRATION_CLOSED",
-            Self::Busy => "THROTTLED",
+            Self::TokenRevoked => reason::TOKEN_REVOKED,
+            Self::BadCredentials => reason::INVALID_CREDENTIALS,
+            Self::UserDisabled => reason::USER_DISABLED,
+            Self::RefreshMalformed => reason::REFRESH_TOKEN_MALFORMED,
+            Self::RefreshUnknown => reason::REFRESH_TOKEN_UNKNOWN,
+            Self::RefreshExpired => reason::REFRESH_TOKEN_EXPIRED,
+            Self::RefreshReused => reason::REFRESH_TOKEN_REUSED,
+            Self::SessionRevoked => reason::SESSION_REVOKED,
+            Self::InvalidInput(_) => reason::INVALID_INPUT,
+            Self::InvalidUsername(_) => reason::INVALID_USERNAME,
+            Self::WeakPassword(_) => reason::PASSWORD_TOO_WEAK,
+            Self::AudienceNotAllowed => reason::AUDIENCE_NOT_ALLOWED,
+            Self::Throttled { .. } => reason::THROTTLED,
+            Self::UsernameTaken => reason::USERNAME_TAKEN,
+            Self::RegistrationClosed => reason::REGISTRATION_CLOSED,
+            Self::Busy => reason::THROTTLED,
             Self::Internal(_) | Self::Unavailable(_) => return None,
         })
     }
 }
 
+/// Database failures a use case did not handle itself (each use case maps the `Duplicate`
+/// it expects, e.g. a taken username, before this).
 impl From<StoreError> for AuthError {
     fn from(e: StoreError) -> Self {
-        if !matches!(e, StoreError::Duplicate) {
-            crate::metrics::db_error();
-        }
+        crate::metrics::db_error();
         match e {
-            StoreError::Duplicate => Self::UsernameTaken,
-            StoreError::Db(sea_orm::DbErr::Conn(_) | sea_orm::DbErr::ConnectionAcquire(_)) => {
-                Self::Unavailable(e.to_string())
-            }
+            StoreError::Unavailable(_) => Self::Unavailable(e.to_string()),
             other => Self::Internal(other.to_string()),
         }
     }
@@ -104,5 +101,79 @@ impl From<PasswordError> for AuthError {
 impl From<KeyError> for AuthError {
     fn from(e: KeyError) -> Self {
         Self::Internal(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// One value of every variant, and of every `VerifyError` behind `Token`. Each arm names
+    /// the next value, so a new variant does not compile until it joins the walk.
+    fn every_error() -> Vec<AuthError> {
+        use AuthError as A;
+        use VerifyError as V;
+        let mut all = Vec::new();
+        let mut next = Some(A::InvalidInput("x".into()));
+        while let Some(e) = next {
+            next = match &e {
+                A::InvalidInput(_) => Some(A::InvalidUsername("x".into())),
+                A::InvalidUsername(_) => Some(A::WeakPassword("x".into())),
+                A::WeakPassword(_) => Some(A::AudienceNotAllowed),
+                A::AudienceNotAllowed => Some(A::Throttled {
+                    retry_after: Duration::from_secs(1),
+                }),
+                A::Throttled { .. } => Some(A::UsernameTaken),
+                A::UsernameTaken => Some(A::RegistrationClosed),
+                A::RegistrationClosed => Some(A::BadCredentials),
+                A::BadCredentials => Some(A::UserDisabled),
+                A::UserDisabled => Some(A::Busy),
+                A::Busy => Some(A::Token(V::Malformed)),
+                A::Token(V::Malformed) => Some(A::Token(V::BadSignature)),
+                A::Token(V::BadSignature) => Some(A::Token(V::Expired)),
+                A::Token(V::Expired) => Some(A::Token(V::NotYetValid)),
+                A::Token(V::NotYetValid) => Some(A::Token(V::WrongIssuer)),
+                A::Token(V::WrongIssuer) => Some(A::Token(V::WrongAudience)),
+                A::Token(V::WrongAudience) => Some(A::Token(V::MissingClaim("exp".into()))),
+                A::Token(V::MissingClaim(_)) => Some(A::Token(V::WrongAlgorithm)),
+                A::Token(V::WrongAlgorithm) => Some(A::Token(V::WrongType)),
+                A::Token(V::WrongType) => Some(A::Token(V::UnknownKey)),
+                A::Token(V::UnknownKey) => Some(A::TokenRevoked),
+                A::TokenRevoked => Some(A::RefreshMalformed),
+                A::RefreshMalformed => Some(A::RefreshUnknown),
+                A::RefreshUnknown => Some(A::RefreshExpired),
+                A::RefreshExpired => Some(A::RefreshReused),
+                A::RefreshReused => Some(A::SessionRevoked),
+                A::SessionRevoked => Some(A::Internal("x".into())),
+                A::Internal(_) => Some(A::Unavailable("x".into())),
+                A::Unavailable(_) => None,
+            };
+            all.push(e);
+        }
+        all
+    }
+
+    #[test]
+    fn every_reason_given_is_listed_and_every_listed_one_is_given() {
+        let mut given = BTreeSet::new();
+        for e in every_error() {
+            match e.reason() {
+                Some(r) => {
+                    assert!(reason::ALL.contains(&r), "{e:?} gives unlisted {r}");
+                    given.insert(r);
+                }
+                None => assert!(
+                    matches!(e, AuthError::Internal(_) | AuthError::Unavailable(_)),
+                    "{e:?} has no reason"
+                ),
+            }
+        }
+        // The one reason authd never gives: authd-client's, for a call without a token.
+        given.insert(reason::TOKEN_MISSING);
+        let listed: BTreeSet<_> = reason::ALL.iter().copied().collect();
+        assert_eq!(given, listed);
     }
 }

@@ -7,7 +7,7 @@ use super::{Auth, AuthError, chrono_dur};
 
 impl Auth {
     /// Reload the revocation view from the database.
-    pub async fn reload_revocations(&self) -> Result<(), AuthError> {
+    pub(crate) async fn reload_revocations(&self) -> Result<(), AuthError> {
         let since = Utc::now() - chrono_dur(self.revocation_horizon());
         let snap = self.store().revocation_snapshot(since).await?;
         self.revocations().replace(snap);
@@ -17,7 +17,7 @@ impl Auth {
     /// Delete dead refresh tokens and ended sessions older than `retention`. A revoked
     /// session is kept at least as long as its access tokens may live, so the revocation
     /// view (and with it `Validate`) keeps refusing them.
-    pub async fn cleanup(&self, retention: Duration) -> Result<(u64, u64), AuthError> {
+    pub(crate) async fn cleanup(&self, retention: Duration) -> Result<(u64, u64), AuthError> {
         let keep = retention.max(self.revocation_horizon());
         let before = Utc::now() - chrono_dur(keep);
         let (tokens, sessions) = self.store().delete_dead_sessions(before).await?;

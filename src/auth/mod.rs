@@ -1,5 +1,7 @@
-//! The use cases: register, issue, validate, refresh, revoke. No tonic or sea-orm types
-//! cross into here.
+//! The use cases: register, issue, validate, refresh, revoke, and managing users. No tonic
+//! type crosses into here, and no database API: the store hands over its rows as plain
+//! data structs (SeaORM derives them, but nothing here queries through them) and its
+//! failures as a classified `StoreError`, never a driver error.
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +11,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::password::{Hasher, Verified};
-use crate::store::Store;
 use crate::store::users::{User, new_user};
+use crate::store::{Store, StoreError};
 use crate::token::{KeyError, Subject, Tokens};
 
 mod credentials;
@@ -21,6 +23,7 @@ mod proptests;
 mod revocations;
 mod sessions;
 mod throttle;
+mod users;
 
 pub use credentials::{
     LoginName, PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS, Password, PasswordPolicy, Username,
@@ -28,6 +31,7 @@ pub use credentials::{
 pub use error::AuthError;
 pub use revocations::Revocations;
 pub use throttle::{Backoff, ThrottlePolicy};
+pub use users::{revoke_user_sessions, set_user_disabled};
 
 /// A freshly minted access token with its refresh token.
 #[derive(Debug, Clone)]
@@ -175,7 +179,7 @@ impl Auth {
 
     /// Re-read the signing keys from the database (a rotation by any instance or by
     /// `authd keys rotate`). Validate keeps using the keys in force meanwhile.
-    pub async fn reload_keys(&self) -> Result<(), KeyError> {
+    pub(crate) async fn reload_keys(&self) -> Result<(), KeyError> {
         self.tokens.reload(&self.store).await
     }
 
@@ -262,22 +266,26 @@ pub async fn create_user(
     }
     let hash = hasher.hash(secret).await?;
     let id = Uuid::new_v4();
-    store
-        .insert_user(new_user(
-            id,
-            username.as_str().to_owned(),
-            username.key().to_owned(),
-            hash,
-            Utc::now(),
-        ))
-        .await?;
+    let row = new_user(
+        id,
+        username.as_str().to_owned(),
+        username.key().to_owned(),
+        hash,
+        Utc::now(),
+    );
+    match store.insert_user(row).await {
+        Ok(()) => {}
+        // Someone took the name (or a look-alike) between our check and our insert.
+        Err(StoreError::Duplicate { .. }) => return Err(AuthError::UsernameTaken),
+        Err(e) => return Err(e.into()),
+    }
     tracing::info!(event = "user_registered", user_id = %id, "user registered");
     Ok(id)
 }
 
 /// The user a name typed at login (or given to `authd user ...`) refers to, whichever
 /// username rule it was registered under.
-pub async fn find_user(store: &Store, name: &LoginName) -> Result<Option<User>, AuthError> {
+pub(crate) async fn find_user(store: &Store, name: &LoginName) -> Result<Option<User>, AuthError> {
     let rows = store.users_by_keys(&name.lookup_keys()).await?;
     Ok(name.pick(rows))
 }

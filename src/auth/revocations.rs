@@ -28,7 +28,7 @@ pub struct Revocations {
 const KEEP_LOCAL: Duration = Duration::from_secs(30);
 
 impl Revocations {
-    pub fn is_refused(&self, session: &Uuid, user: &Uuid) -> bool {
+    pub(crate) fn is_refused(&self, session: &Uuid, user: &Uuid) -> bool {
         match self.view.read() {
             Ok(v) => v.sessions.contains(session) || v.users.contains(user),
             // A poisoned lock means a panic mid-update: refuse rather than trust it.
@@ -37,7 +37,7 @@ impl Revocations {
     }
 
     /// A session this instance has just revoked.
-    pub fn add_session(&self, session: Uuid) {
+    pub(crate) fn add_session(&self, session: Uuid) {
         if let Ok(mut v) = self.view.write() {
             v.sessions.insert(session);
         }

@@ -30,7 +30,7 @@ pub struct Backoff {
 
 impl Backoff {
     /// The wait before the next try after `failures` failures.
-    pub fn delay(&self, failures: u32) -> Duration {
+    pub(crate) fn delay(&self, failures: u32) -> Duration {
         if failures < self.free {
             return Duration::ZERO;
         }
@@ -39,7 +39,12 @@ impl Backoff {
     }
 
     /// The failures still counted at `now` after `failures` with the last at `last`.
-    pub fn live_failures(&self, failures: u32, last: DateTime<Utc>, now: DateTime<Utc>) -> u32 {
+    pub(crate) fn live_failures(
+        &self,
+        failures: u32,
+        last: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> u32 {
         if now - last > chrono_dur(self.reset) {
             0
         } else {
@@ -48,7 +53,7 @@ impl Backoff {
     }
 
     /// When the next try is allowed after the `failures`th failure at `now`.
-    pub fn blocked_until(&self, failures: u32, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn blocked_until(&self, failures: u32, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let d = self.delay(failures);
         (!d.is_zero()).then(|| now + chrono_dur(d))
     }
@@ -62,7 +67,7 @@ pub struct ThrottlePolicy {
 }
 
 /// How long until `until`, at least a second (what RetryInfo tells the caller).
-pub fn wait_until(until: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+pub(crate) fn wait_until(until: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
     (until - now)
         .to_std()
         .unwrap_or(Duration::ZERO)
@@ -112,7 +117,7 @@ impl AddressThrottle {
     }
 
     /// Count an attempt from `ip`; `Err(wait)` when the address must wait first.
-    pub fn begin(&self, ip: IpAddr, now: DateTime<Utc>) -> Result<(), Duration> {
+    pub(crate) fn begin(&self, ip: IpAddr, now: DateTime<Utc>) -> Result<(), Duration> {
         let key = address_key(ip);
         let Ok(mut counts) = self.counts.lock() else {
             return Ok(());
@@ -146,7 +151,7 @@ impl AddressThrottle {
 
     /// Forgive the attempt just counted: it was not a failure. Only that one: a success
     /// with one account must not wipe the guesses made at others from the same address.
-    pub fn forgive(&self, ip: IpAddr) {
+    pub(crate) fn forgive(&self, ip: IpAddr) {
         let Ok(mut counts) = self.counts.lock() else {
             return;
         };
@@ -159,7 +164,7 @@ impl AddressThrottle {
     }
 
     /// Drop counts that are forgotten anyway.
-    pub fn prune(&self, now: DateTime<Utc>) {
+    pub(crate) fn prune(&self, now: DateTime<Utc>) {
         let b = self.backoff;
         if let Ok(mut counts) = self.counts.lock() {
             counts.retain(|_, c| {

@@ -17,7 +17,7 @@ impl Store {
     }
 
     /// Store a new key. `Duplicate` when its kid is taken.
-    pub async fn insert_signing_key(&self, k: SigningKeyRow) -> Result<(), StoreError> {
+    pub(crate) async fn insert_signing_key(&self, k: SigningKeyRow) -> Result<(), StoreError> {
         signing_key::ActiveModel {
             kid: Set(k.kid),
             algorithm: Set(k.algorithm),
@@ -27,7 +27,7 @@ impl Store {
         }
         .insert(&self.db)
         .await
-        .map_err(classify)?;
+        .map_err(classify("signing key"))?;
         Ok(())
     }
 }

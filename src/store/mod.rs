@@ -16,23 +16,35 @@ pub mod users;
 
 pub use sessions::{RefreshLookup, RevocationSnapshot};
 
-/// A store failure. `Duplicate` is the only one a caller acts on; the rest is "the
-/// database is unwell", which the API reports as INTERNAL/UNAVAILABLE without detail.
+/// A store failure, classified here so no caller needs to know the database driver.
+/// `Duplicate` is the one a caller acts on (it knows what it was inserting); `Unavailable`
+/// is the database out of reach; the rest is "the database is unwell".
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("a row with this unique key exists")]
-    Duplicate,
+    #[error("a {what} with this key exists")]
+    Duplicate { what: &'static str },
     #[error("unsupported database URL scheme (use sqlite:// or postgres://)")]
     UnsupportedUrl,
+    #[error("the database is unreachable: {0}")]
+    Unavailable(DbErr),
     #[error("database error: {0}")]
-    Db(#[from] DbErr),
+    Db(DbErr),
 }
 
-/// Map a DbErr, telling unique-key violations apart.
-fn classify(e: DbErr) -> StoreError {
-    match e.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => StoreError::Duplicate,
-        _ => StoreError::Db(e),
+impl From<DbErr> for StoreError {
+    fn from(e: DbErr) -> Self {
+        match e {
+            DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => Self::Unavailable(e),
+            _ => Self::Db(e),
+        }
+    }
+}
+
+/// Map a DbErr from inserting a `what`, telling unique-key violations apart.
+fn classify(what: &'static str) -> impl FnOnce(DbErr) -> StoreError {
+    move |e| match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => StoreError::Duplicate { what },
+        _ => e.into(),
     }
 }
 
@@ -81,11 +93,6 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         Migrator::up(&self.db, None).await?;
         self.rekey_usernames().await
-    }
-
-    /// Whether the database answers.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        Ok(self.db.ping().await?)
     }
 
     /// Close the pool.

@@ -63,7 +63,7 @@ impl Store {
         loop {
             attempt += 1;
             match self.rekey_once().await {
-                Err(StoreError::Duplicate) if attempt < 3 => continue,
+                Err(StoreError::Duplicate { .. }) if attempt < 3 => continue,
                 other => return other,
             }
         }
@@ -134,7 +134,7 @@ async fn set_key(
     if done {
         update = update.col_expr(user::Column::KeyVersion, Expr::value(USERNAME_KEY_VERSION));
     }
-    update.exec(txn).await.map_err(classify)?;
+    update.exec(txn).await.map_err(classify("username"))?;
     Ok(())
 }
 

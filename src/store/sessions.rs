@@ -101,7 +101,7 @@ impl SessionGuard {
     }
 
     /// Whether no token of the session was spent after this one.
-    pub async fn is_latest_spent(&self) -> Result<bool, StoreError> {
+    pub(crate) async fn is_latest_spent(&self) -> Result<bool, StoreError> {
         let Some(spent_at) = self.token.spent_at else {
             return Ok(false);
         };
@@ -136,7 +136,7 @@ async fn revoke_session(
 
 impl Store {
     /// Open a session together with its first refresh token.
-    pub async fn open_session(
+    pub(crate) async fn open_session(
         &self,
         s: SessionRow,
         first: RefreshTokenRow,
@@ -157,7 +157,10 @@ impl Store {
         Ok(())
     }
 
-    pub async fn lookup_refresh(&self, hash: &str) -> Result<Option<RefreshLookup>, StoreError> {
+    pub(crate) async fn lookup_refresh(
+        &self,
+        hash: &str,
+    ) -> Result<Option<RefreshLookup>, StoreError> {
         let Some(token) = refresh_token::Entity::find_by_id(hash.to_owned())
             .one(&self.db)
             .await?
@@ -187,7 +190,10 @@ impl Store {
     /// `None` when the token is unknown. Every decision about spending the token is taken
     /// on this view and written through the guard, in one transaction: across instances
     /// and databases, no refresh commits after the session's revocation has.
-    pub async fn lock_refresh(&self, hash: &str) -> Result<Option<SessionGuard>, StoreError> {
+    pub(crate) async fn lock_refresh(
+        &self,
+        hash: &str,
+    ) -> Result<Option<SessionGuard>, StoreError> {
         let txn = self.db.begin().await?;
         match txn.get_database_backend() {
             DatabaseBackend::Postgres => {
@@ -269,7 +275,7 @@ impl Store {
     }
 
     /// Sessions revoked after `since` and all disabled users.
-    pub async fn revocation_snapshot(
+    pub(crate) async fn revocation_snapshot(
         &self,
         since: DateTime<Utc>,
     ) -> Result<RevocationSnapshot, StoreError> {
@@ -288,7 +294,7 @@ impl Store {
 
     /// Delete refresh tokens spent or expired before `before`, and sessions that ended
     /// before it (their tokens go with them). Returns (tokens, sessions) deleted.
-    pub async fn delete_dead_sessions(
+    pub(crate) async fn delete_dead_sessions(
         &self,
         before: DateTime<Utc>,
     ) -> Result<(u64, u64), StoreError> {

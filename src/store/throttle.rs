@@ -16,7 +16,10 @@ pub struct AccountCount {
 }
 
 impl Store {
-    pub async fn account_count(&self, key: &str) -> Result<Option<AccountCount>, StoreError> {
+    pub(crate) async fn account_count(
+        &self,
+        key: &str,
+    ) -> Result<Option<AccountCount>, StoreError> {
         Ok(login_throttle::Entity::find_by_id(key.to_owned())
             .one(&self.db)
             .await?
@@ -29,7 +32,7 @@ impl Store {
 
     /// Replace the count of `key`, only if it is still `seen` (`None`: no row): of
     /// concurrent writers, on any instances, one wins and the others read again.
-    pub async fn swap_account_count(
+    pub(crate) async fn swap_account_count(
         &self,
         key: &str,
         seen: Option<AccountCount>,
@@ -71,7 +74,7 @@ impl Store {
     }
 
     /// Forget the count of `key` (a successful login).
-    pub async fn clear_account_count(&self, key: &str) -> Result<(), StoreError> {
+    pub(crate) async fn clear_account_count(&self, key: &str) -> Result<(), StoreError> {
         login_throttle::Entity::delete_by_id(key.to_owned())
             .exec(&self.db)
             .await?;
@@ -79,7 +82,7 @@ impl Store {
     }
 
     /// Delete counts whose last failure is older than `before` and that block nothing.
-    pub async fn delete_stale_counts(
+    pub(crate) async fn delete_stale_counts(
         &self,
         before: DateTime<Utc>,
         now: DateTime<Utc>,

@@ -13,7 +13,7 @@ pub const USERNAME_KEY_VERSION: i16 = 2;
 
 impl Store {
     /// Insert a user; `Duplicate` when the username key is taken.
-    pub async fn insert_user(&self, u: User) -> Result<(), StoreError> {
+    pub(crate) async fn insert_user(&self, u: User) -> Result<(), StoreError> {
         user::ActiveModel {
             id: Set(u.id),
             username: Set(u.username),
@@ -25,11 +25,11 @@ impl Store {
         }
         .insert(&self.db)
         .await
-        .map_err(classify)?;
+        .map_err(classify("username"))?;
         Ok(())
     }
 
-    pub async fn user_by_key(&self, key: &str) -> Result<Option<User>, StoreError> {
+    pub(crate) async fn user_by_key(&self, key: &str) -> Result<Option<User>, StoreError> {
         Ok(user::Entity::find()
             .filter(user::Column::UsernameKey.eq(key))
             .one(&self.db)
@@ -37,7 +37,7 @@ impl Store {
     }
 
     /// The users stored under any of `keys` (a login name's candidates), in one query.
-    pub async fn users_by_keys(&self, keys: &[String]) -> Result<Vec<User>, StoreError> {
+    pub(crate) async fn users_by_keys(&self, keys: &[String]) -> Result<Vec<User>, StoreError> {
         Ok(user::Entity::find()
             .filter(user::Column::UsernameKey.is_in(keys.iter().cloned()))
             .all(&self.db)
@@ -50,7 +50,7 @@ impl Store {
 
     /// Replace a password hash, only if it is still the one we read (a concurrent
     /// password change wins over a re-hash).
-    pub async fn replace_password_hash(
+    pub(crate) async fn replace_password_hash(
         &self,
         id: Uuid,
         old: &str,
@@ -100,7 +100,7 @@ impl Store {
             .await?)
     }
 
-    pub async fn disabled_user_ids(&self) -> Result<Vec<Uuid>, StoreError> {
+    pub(crate) async fn disabled_user_ids(&self) -> Result<Vec<Uuid>, StoreError> {
         Ok(user::Entity::find()
             .select_only()
             .column(user::Column::Id)
@@ -112,7 +112,7 @@ impl Store {
 }
 
 /// For callers that build a user row.
-pub fn new_user(
+pub(crate) fn new_user(
     id: Uuid,
     username: String,
     username_key: String,

@@ -1,67 +1,13 @@
 //! Attacks on logins and their cost, replayed against the real server.
-use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::Duration;
 
 use authd::proto::IssueRequest;
-use authd::proto::auth_service_client::AuthServiceClient;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tonic::Code;
 
 use crate::helpers::*;
 
-/// The real `authd` binary serving on 127.0.0.1:0; the bound address is read from its
-/// start-up log line, so no port is guessed.
-pub struct ServerProcess {
-    pub child: Child,
-    pub addr: String,
-}
-
+/// What the process costs, read from /proc.
 impl ServerProcess {
-    pub async fn start(env: &[(&str, &str)]) -> Self {
-        let mut all: HashMap<&str, &str> = [
-            ("AUTHD_LISTEN", "127.0.0.1:0"),
-            ("AUTHD_LOG_FORMAT", "json"),
-            ("RUST_LOG", "info"),
-        ]
-        .into_iter()
-        .collect();
-        all.extend(env.iter().copied());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_authd"))
-            .arg("serve")
-            .env_clear()
-            .envs(all)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines
-                .next_line()
-                .await
-                .unwrap()
-                .expect("authd exited before serving");
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if v["message"] == "authd serving gRPC" {
-                break v["addr"].as_str().unwrap().to_owned();
-            }
-        };
-        // Keep draining the log so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { child, addr }
-    }
-
-    pub async fn client(&self) -> AuthServiceClient<tonic::transport::Channel> {
-        AuthServiceClient::connect(format!("http://{}", self.addr))
-            .await
-            .unwrap()
-    }
-
     fn status_field(&self, field: &str) -> u64 {
         let pid = self.child.id().unwrap();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -167,6 +113,9 @@ async fn cancelled_logins_cannot_run_more_hashes_than_the_cap() {
     }
     while let Some(r) = calls.join_next().await {
         let code = r.unwrap().unwrap_err().code();
+        // Racy by design: which side notices the deadline first (the client's timer, or
+        // the server's grpc-timeout), or whether a wrong password's hash still made it in
+        // time, depends on scheduling. What matters is measured below.
         assert!(
             matches!(
                 code,
@@ -250,22 +199,4 @@ async fn audiences_are_an_allowlist(b: Backend) {
     let n = count_rows(&db, "sessions").await;
     assert_eq!(n, 2);
     app.stop().await;
-}
-
-/// Rows in a table, read straight from the database.
-pub async fn count_rows(db: &TestDb, table: &str) -> i64 {
-    use sea_orm::ConnectionTrait;
-    let conn = sea_orm::Database::connect(&db.url).await.unwrap();
-    let backend = conn.get_database_backend();
-    let row = conn
-        .query_one_raw(sea_orm::Statement::from_string(
-            backend,
-            format!("SELECT COUNT(*) AS n FROM {table}"),
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    let n: i64 = row.try_get("", "n").unwrap();
-    conn.close().await.unwrap();
-    n
 }

@@ -23,6 +23,8 @@ async fn authd(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Out {
 async fn authd_with(db: &TestDb, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Out {
     let mut child = Command::new(env!("CARGO_BIN_EXE_authd"))
         .args(args)
+        // Only what the test sets: a developer's AUTHD_* variables must not change it.
+        .env_clear()
         .envs(env.iter().copied())
         .env("AUTHD_DATABASE_URL", &db.url)
         .env("AUTHD_ARGON2_M_KIB", "256")

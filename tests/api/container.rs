@@ -1,8 +1,7 @@
 //! The container's entry point, as the Dockerfile writes it, run against the release build.
 use std::collections::HashMap;
-use std::time::Duration;
 
-use crate::deploy::{BIN, free_port, run, spawn_bin};
+use crate::deploy::run;
 use crate::helpers::*;
 
 /// The Dockerfile's runtime stage: its ENV, ENTRYPOINT + CMD and HEALTHCHECK.
@@ -46,7 +45,7 @@ fn parse_dockerfile() -> Container {
 }
 
 /// Starts the binary the way the container does — same arguments, same environment names
-/// and values, only the port and data path moved to fit a shared machine — and passes
+/// and values, only the port (0) and data path moved to fit a shared machine — and passes
 /// the container's own HEALTHCHECK command against it. `.ci/run` points AUTHD_RELEASE_BIN
 /// at the release build the Dockerfile makes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,7 +54,7 @@ async fn container_entrypoint_serves_and_passes_its_healthcheck() {
         Ok(b) => b,
         Err(_) => {
             assert!(!in_ci(), "CI sets AUTHD_RELEASE_BIN");
-            BIN.to_owned()
+            AUTHD_BIN.to_owned()
         }
     };
     let c = parse_dockerfile();
@@ -64,19 +63,23 @@ async fn container_entrypoint_serves_and_passes_its_healthcheck() {
     assert_eq!(c.healthcheck[0], "/usr/local/bin/authd");
 
     let data = tempfile::tempdir().unwrap();
-    let port = free_port();
     let mut env = c.env.clone();
-    env.insert("AUTHD_LISTEN".into(), format!("0.0.0.0:{port}"));
+    // Port 0: the bound address is read from the log (the image logs JSON).
+    env.insert("AUTHD_LISTEN".into(), "0.0.0.0:0".into());
     let url = env["AUTHD_DATABASE_URL"].replace("/data/", &format!("{}/", data.path().display()));
     env.insert("AUTHD_DATABASE_URL".into(), url);
-    let _child = spawn_bin(&bin, &c.command, &env);
-
-    let health_args: Vec<&str> = c.healthcheck[1..].iter().map(String::as_str).collect();
     let env_pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    eventually(Duration::from_secs(30), || async {
-        run(&bin, &health_args, &env_pairs).await.ok
-    })
-    .await;
+    let command: Vec<&str> = c.command.iter().map(String::as_str).collect();
+    let server = ServerProcess::start_bin(&bin, &command, &env_pairs).await;
+
+    // The HEALTHCHECK runs in the container's environment, where AUTHD_LISTEN names the
+    // port authd listens on.
+    env.insert(
+        "AUTHD_LISTEN".into(),
+        format!("0.0.0.0:{}", server.addr.port()),
+    );
+    let env_pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let health_args: Vec<&str> = c.healthcheck[1..].iter().map(String::as_str).collect();
     let h = run(&bin, &health_args, &env_pairs).await;
     assert!(
         h.ok && h.stdout.contains("SERVING"),

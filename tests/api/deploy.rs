@@ -1,21 +1,11 @@
 //! Operating authd: `authd healthcheck`, the Prometheus endpoint, and the container's entry
 //! point as the Dockerfile writes it.
-use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 use crate::helpers::*;
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 pub struct Run {
     pub ok: bool,
@@ -37,8 +27,6 @@ pub async fn run(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_authd");
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthcheck_reports_serving_refused_unknown_and_timeout() {
     let Some((_db, app)) = start(Backend::Sqlite).await else {
@@ -46,14 +34,19 @@ async fn healthcheck_reports_serving_refused_unknown_and_timeout() {
     };
     let addr = app.addr.to_string();
 
-    let ok = run(BIN, &["healthcheck", "--addr", &addr], &[]).await;
+    let ok = run(AUTHD_BIN, &["healthcheck", "--addr", &addr], &[]).await;
     assert!(ok.ok, "{}{}", ok.stdout, ok.stderr);
     assert!(ok.stdout.contains("SERVING"));
-    let whole = run(BIN, &["healthcheck", "--addr", &addr, "--service", ""], &[]).await;
+    let whole = run(
+        AUTHD_BIN,
+        &["healthcheck", "--addr", &addr, "--service", ""],
+        &[],
+    )
+    .await;
     assert!(whole.ok, "{}", whole.stderr);
     // The default address comes from AUTHD_LISTEN, as in the container.
     let from_env = run(
-        BIN,
+        AUTHD_BIN,
         &["healthcheck"],
         &[("AUTHD_LISTEN", &format!("0.0.0.0:{}", app.addr.port()))],
     )
@@ -61,7 +54,7 @@ async fn healthcheck_reports_serving_refused_unknown_and_timeout() {
     assert!(from_env.ok, "{}", from_env.stderr);
 
     let unknown = run(
-        BIN,
+        AUTHD_BIN,
         &["healthcheck", "--addr", &addr, "--service", "nope.Svc"],
         &[],
     )
@@ -70,8 +63,10 @@ async fn healthcheck_reports_serving_refused_unknown_and_timeout() {
     assert_eq!(unknown.stderr.lines().count(), 1, "{}", unknown.stderr);
     assert!(unknown.stderr.contains("UNKNOWN"), "{}", unknown.stderr);
 
-    let closed = format!("127.0.0.1:{}", free_port());
-    let refused = run(BIN, &["healthcheck", "--addr", &closed], &[]).await;
+    // Connection refused needs a closed port that stays closed: see `refusing_addr`.
+    let (_held, closed) = refusing_addr();
+    let closed = closed.to_string();
+    let refused = run(AUTHD_BIN, &["healthcheck", "--addr", &closed], &[]).await;
     assert!(!refused.ok);
     assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
     assert!(
@@ -91,7 +86,7 @@ async fn healthcheck_reports_serving_refused_unknown_and_timeout() {
     });
     let started = std::time::Instant::now();
     let timeout = run(
-        BIN,
+        AUTHD_BIN,
         &["healthcheck", "--addr", &silent_addr, "--timeout", "500ms"],
         &[],
     )
@@ -120,56 +115,26 @@ fn sample(text: &str, prefix: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-async fn wait_serving(bin: &str, listen: &str) {
-    eventually(Duration::from_secs(30), || async {
-        run(
-            bin,
-            &["healthcheck", "--addr", listen, "--timeout", "1s"],
-            &[],
-        )
-        .await
-        .ok
-    })
-    .await;
-}
-
-pub fn spawn_bin(bin: &str, args: &[String], env: &HashMap<String, String>) -> Child {
-    Command::new(bin)
-        .args(args)
-        .envs(env)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_endpoint_counts_calls() {
     let Some(db) = TestDb::new(Backend::Sqlite).await else {
         return;
     };
-    let listen = format!("127.0.0.1:{}", free_port());
-    let metrics = format!("127.0.0.1:{}", free_port());
-    let env: HashMap<String, String> = [
-        ("AUTHD_LISTEN", listen.as_str()),
+    // Port 0 for both: the log says where each one was bound.
+    let server = ServerProcess::start(&[
         ("AUTHD_DATABASE_URL", db.url.as_str()),
-        ("AUTHD_METRICS_LISTEN", metrics.as_str()),
+        ("AUTHD_METRICS_LISTEN", "127.0.0.1:0"),
         ("AUTHD_ARGON2_M_KIB", "256"),
         ("AUTHD_ARGON2_T", "1"),
-        ("AUTHD_LOG_FORMAT", "json"),
         ("AUTHD_ALLOW_REGISTRATION", "true"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    let _child = spawn_bin(BIN, &["serve".into()], &env);
-    wait_serving(BIN, &listen).await;
+    ])
+    .await;
+    let metrics = server
+        .metrics_addr
+        .expect("the metrics address is logged")
+        .to_string();
 
-    let mut c =
-        authd::proto::auth_service_client::AuthServiceClient::connect(format!("http://{listen}"))
-            .await
-            .unwrap();
+    let mut c = server.client().await;
     c.register(authd::proto::RegisterRequest {
         username: "mona".into(),
         password: PASSWORD.into(),
@@ -190,7 +155,7 @@ async fn metrics_endpoint_counts_calls() {
     c.refresh(refresh(&pair.refresh_token)).await.unwrap();
     c.refresh(refresh(&pair.refresh_token)).await.unwrap_err();
     // Made-up paths: each must not become a label value of its own.
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{listen}"))
+    let channel = tonic::transport::Endpoint::from_shared(server.url())
         .unwrap()
         .connect()
         .await

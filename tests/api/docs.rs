@@ -1,5 +1,6 @@
-//! The operations guide's configuration table is checked against `authd serve --help`.
-use std::collections::BTreeMap;
+//! The operations guide's configuration table is checked against `authd serve --help`, and
+//! the README's table of refusal reasons against `authd_client::reason::ALL`.
+use std::collections::{BTreeMap, BTreeSet};
 
 /// (flag, env var, default) for every option of `authd serve`, read from its help.
 fn help_options() -> BTreeMap<String, (String, Option<String>)> {
@@ -84,4 +85,46 @@ fn readme_settings_table_names_only_real_env_vars() {
             "README names {word}, which `authd serve` lacks"
         );
     }
+}
+
+/// The reasons in the first column of the README's refusal table (backticked, one or more
+/// per cell).
+fn readme_reasons() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table = readme
+        .split("A refusal carries a readable message")
+        .nth(1)
+        .expect("README has the refusal section")
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        // The header row and the separator.
+        .skip(2);
+    let mut reasons = Vec::new();
+    for row in table {
+        let first = row.split('|').nth(1).unwrap();
+        let cell: Vec<&str> = first.split('`').skip(1).step_by(2).collect();
+        assert!(!cell.is_empty(), "no reason in README row {row}");
+        reasons.extend(cell.into_iter().map(str::to_owned));
+    }
+    reasons
+}
+
+#[test]
+fn readme_reason_table_lists_exactly_the_reasons_in_the_code() {
+    let documented = readme_reasons();
+    let unique: BTreeSet<&str> = documented.iter().map(String::as_str).collect();
+    assert_eq!(unique.len(), documented.len(), "a reason is listed twice");
+    let code: BTreeSet<&str> = authd_client::reason::ALL.iter().copied().collect();
+    assert_eq!(
+        unique.difference(&code).collect::<Vec<_>>(),
+        Vec::<&&str>::new(),
+        "in the README, not in authd_client::reason::ALL"
+    );
+    assert_eq!(
+        code.difference(&unique).collect::<Vec<_>>(),
+        Vec::<&&str>::new(),
+        "in authd_client::reason::ALL, not in the README's table"
+    );
 }

@@ -194,6 +194,7 @@ async fn rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key() {
 
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_authd"))
         .args(["keys", "rotate"])
+        .env_clear()
         .env("AUTHD_DATABASE_URL", &db.url)
         .output()
         .await

@@ -85,16 +85,16 @@ impl TestDb {
 
 /// Settings for a test server: port 0, cheap argon2, a known HS256 secret.
 pub fn settings(db: &TestDb) -> ServeArgs {
-    let mut s = ServeArgs::from_env().unwrap();
+    let mut s = ServeArgs::defaults().unwrap();
     s.listen = "127.0.0.1:0".parse().unwrap();
     s.db.database_url = SecretString::from(db.url.clone());
     s.jwt_secret = Some(SecretString::from(SECRET.to_owned()));
     // Self sign-up is off by default; most scenarios register their users.
     s.allow_registration = true;
     // Real argon2id, small cost: tests check behaviour, benches check speed.
-    s.argon2_m_kib = 256;
-    s.argon2_t = 1;
-    s.argon2_p = 1;
+    s.hashing.argon2_m_kib = 256;
+    s.hashing.argon2_t = 1;
+    s.hashing.argon2_p = 1;
     s
 }
 
@@ -334,4 +334,169 @@ pub async fn run_script(script: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// The `authd` binary these tests were built with.
+pub const AUTHD_BIN: &str = env!("CARGO_BIN_EXE_authd");
+
+/// A real `authd` process. It serves on port 0 and its bound addresses are read from its
+/// JSON start-up log lines, so no port is guessed (and none raced for); its whole log,
+/// stdout and stderr, is kept.
+pub struct ServerProcess {
+    pub child: tokio::process::Child,
+    /// Where it serves gRPC (the `authd serving gRPC` line).
+    pub addr: SocketAddr,
+    /// Where it serves `/metrics`, when AUTHD_METRICS_LISTEN is set.
+    pub metrics_addr: Option<SocketAddr>,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    drains: Vec<JoinHandle<()>>,
+}
+
+impl ServerProcess {
+    /// `authd serve` with AUTHD_LISTEN=127.0.0.1:0, JSON logs and RUST_LOG=info, then `env`
+    /// (which may override those); nothing from the developer's environment.
+    pub async fn start(env: &[(&str, &str)]) -> Self {
+        let mut all = vec![
+            ("AUTHD_LISTEN", "127.0.0.1:0"),
+            ("AUTHD_LOG_FORMAT", "json"),
+            ("RUST_LOG", "info"),
+        ];
+        all.extend_from_slice(env);
+        Self::start_bin(AUTHD_BIN, &["serve"], &all).await
+    }
+
+    /// `bin args` with exactly `env` (a later duplicate wins), which must make it log JSON
+    /// at info level. Returns once it serves gRPC.
+    pub async fn start_bin(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+        let mut child = tokio::process::Command::new(bin)
+            .args(args)
+            .env_clear()
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        fn append(log: &std::sync::Mutex<String>, line: &str) {
+            let mut log = log.lock().unwrap();
+            log.push_str(line);
+            log.push('\n');
+        }
+        fn drain(
+            from: impl AsyncRead + Unpin + Send + 'static,
+            log: std::sync::Arc<std::sync::Mutex<String>>,
+        ) -> JoinHandle<()> {
+            // Reading to the end also keeps the server from blocking on a full pipe.
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(from).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    append(&log, &line);
+                }
+            })
+        }
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stderr = drain(child.stderr.take().unwrap(), log.clone());
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut metrics_addr = None;
+        let addr = loop {
+            let Some(line) = stdout.next_line().await.unwrap() else {
+                let _ = stderr.await;
+                let status = child.wait().await.unwrap();
+                panic!(
+                    "authd exited ({status}) before serving:\n{}",
+                    log.lock().unwrap()
+                );
+            };
+            append(&log, &line);
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            let bound = || v["addr"].as_str().unwrap().parse::<SocketAddr>().unwrap();
+            match v["message"].as_str() {
+                Some("serving Prometheus metrics at /metrics") => metrics_addr = Some(bound()),
+                Some("authd serving gRPC") => break bound(),
+                _ => {}
+            }
+        };
+        let stdout = drain(stdout.into_inner().into_inner(), log.clone());
+        Self {
+            child,
+            addr,
+            metrics_addr,
+            log,
+            drains: vec![stdout, stderr],
+        }
+    }
+
+    /// `http://` and the gRPC address.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn client(&self) -> AuthServiceClient<Channel> {
+        AuthServiceClient::connect(self.url()).await.unwrap()
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGTERM; wait (at most 20 s) for it to exit. Its exit status and whole log.
+    pub async fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().unwrap().to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("authd exits after SIGTERM")
+            .unwrap();
+        for d in std::mem::take(&mut self.drains) {
+            d.await.unwrap();
+        }
+        (status, self.log())
+    }
+}
+
+/// An address that refuses connections for as long as the returned socket lives. A
+/// listener bound and dropped would free its port for anyone (a server of another test
+/// included) to take; this socket keeps the port: it is bound without SO_REUSEADDR, so no
+/// one else can bind it, and never listens, so a connection attempt is reset at once.
+pub fn refusing_addr() -> (tokio::net::TcpSocket, SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    (socket, addr)
+}
+
+/// Rows in a table, read straight from the database.
+pub async fn count_rows(db: &TestDb, table: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let conn = sea_orm::Database::connect(&db.url).await.unwrap();
+    let backend = conn.get_database_backend();
+    let row = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            backend,
+            format!("SELECT COUNT(*) AS n FROM {table}"),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let n: i64 = row.try_get("", "n").unwrap();
+    conn.close().await.unwrap();
+    n
+}
+
+/// On PostgreSQL, a second instance on the same database (how production scales out);
+/// SQLite is for one instance.
+pub async fn second_instance(b: Backend, db: &TestDb) -> Option<TestApp> {
+    match b {
+        Backend::Postgres => Some(spawn(settings(db)).await),
+        Backend::Sqlite => None,
+    }
 }

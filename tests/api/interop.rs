@@ -15,16 +15,44 @@ fn have_pyjwt() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn pyjwt(args: &[&str]) -> Result<Value, String> {
+/// What PyJWT made of a token.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    /// Verified: the claims.
+    Accepted(Value),
+    /// Not verified: PyJWT's exception class (or the script's own reason).
+    Refused(String),
+}
+
+fn refused(why: &str) -> Verdict {
+    Verdict::Refused(why.to_owned())
+}
+
+/// Run the script; a crash (an import error, a bug) fails the test rather than passing
+/// for a refusal.
+fn pyjwt(args: &[&str]) -> Verdict {
     let out = Command::new("python3")
         .arg(SCRIPT)
         .args(args)
         .output()
         .unwrap();
-    if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "verify_pyjwt.py crashed ({}):\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match stdout.trim().strip_prefix("REFUSED ") {
+        Some(why) => Verdict::Refused(why.to_owned()),
+        None => Verdict::Accepted(serde_json::from_str(&stdout).unwrap()),
+    }
+}
+
+fn accepted(verdict: Verdict) -> Value {
+    match verdict {
+        Verdict::Accepted(claims) => claims,
+        other => panic!("PyJWT refused a good token: {other:?}"),
     }
 }
 
@@ -47,10 +75,20 @@ async fn pyjwt_verifies_eddsa_tokens_from_the_jwks_and_hs256_from_the_secret() {
     let app = spawn(s).await;
     let pair = app.login("pat").await;
     let jwks = app.jwks().await;
-    let claims = pyjwt(&["eddsa", &jwks, &pair.access_token, "authd", "authd"]).unwrap();
+    let claims = accepted(pyjwt(&[
+        "eddsa",
+        &jwks,
+        &pair.access_token,
+        "authd",
+        "authd",
+    ]));
     assert_eq!(claims["username"], "pat");
-    // It also refuses what it should: another audience, a tampered token.
-    assert!(pyjwt(&["eddsa", &jwks, &pair.access_token, "authd", "other"]).is_err());
+    // It also refuses what it should, for the right reason: another audience, a tampered
+    // token.
+    assert_eq!(
+        pyjwt(&["eddsa", &jwks, &pair.access_token, "authd", "other"]),
+        refused("InvalidAudienceError")
+    );
     // Flip a character inside the signature (not its last, which carries padding bits).
     let at = pair.access_token.len() - 10;
     let mut tampered = pair.access_token.clone();
@@ -60,7 +98,10 @@ async fn pyjwt_verifies_eddsa_tokens_from_the_jwks_and_hs256_from_the_secret() {
         "A"
     };
     tampered.replace_range(at..at + 1, c);
-    assert!(pyjwt(&["eddsa", &jwks, &tampered, "authd", "authd"]).is_err());
+    assert_eq!(
+        pyjwt(&["eddsa", &jwks, &tampered, "authd", "authd"]),
+        refused("InvalidSignatureError")
+    );
     app.stop().await;
 
     // HS256: the shared secret.
@@ -68,17 +109,23 @@ async fn pyjwt_verifies_eddsa_tokens_from_the_jwks_and_hs256_from_the_secret() {
         return;
     };
     let pair = app.login("quin").await;
-    let claims = pyjwt(&["hs256", SECRET, &pair.access_token, "authd", "authd"]).unwrap();
+    let claims = accepted(pyjwt(&[
+        "hs256",
+        SECRET,
+        &pair.access_token,
+        "authd",
+        "authd",
+    ]));
     assert_eq!(claims["username"], "quin");
-    assert!(
+    assert_eq!(
         pyjwt(&[
             "hs256",
             "another-secret-0123456789-abcdefghij",
             &pair.access_token,
             "authd",
             "authd"
-        ])
-        .is_err()
+        ]),
+        refused("InvalidSignatureError")
     );
     app.stop().await;
 }

@@ -1,6 +1,9 @@
 //! End-to-end tests: the real authd on 127.0.0.1:0, over SQLite and PostgreSQL, talked to
 //! with the generated tonic client (and grpcurl, and the CLI binary).
 
+// Test and bench code may unwrap and panic: a failure there is a failed assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod helpers;
 
 mod abuse;
@@ -17,3 +20,4 @@ mod restart;
 mod shutdown;
 mod throttle;
 mod validate;
+mod validate_layer;

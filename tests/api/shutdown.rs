@@ -1,5 +1,4 @@
 //! Graceful shutdown: health turns NOT_SERVING, in-flight calls finish, new ones are refused.
-use std::process::Stdio;
 use std::time::Duration;
 
 use tonic::transport::Endpoint;
@@ -81,46 +80,36 @@ async fn the_binary_stops_cleanly_on_sigterm() {
     let Some(db) = TestDb::new(Backend::Sqlite).await else {
         return;
     };
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let addr = format!("127.0.0.1:{port}");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_authd"))
-        .env("AUTHD_LISTEN", &addr)
-        .env("AUTHD_DATABASE_URL", &db.url)
-        .env("AUTHD_LOG_FORMAT", "json")
-        .env("AUTHD_JWT_SECRET", SECRET)
-        .env("AUTHD_ALLOW_REGISTRATION", "true")
-        .env("AUTHD_ARGON2_M_KIB", "256")
-        .env("AUTHD_ARGON2_T", "1")
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    // Ready when health says so.
-    eventually(Duration::from_secs(30), || {
-        let addr = addr.clone();
-        async move {
-            match health(&addr).await {
-                Ok(mut h) => h
-                    .check(HealthCheckRequest {
-                        service: String::new(),
-                    })
-                    .await
-                    .is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32),
-                Err(_) => false,
-            }
-        }
-    })
+    // No subcommand: serving is the default. Ready once it logs where it serves (port 0:
+    // no port is guessed).
+    let server = ServerProcess::start_bin(
+        AUTHD_BIN,
+        &[],
+        &[
+            ("AUTHD_LISTEN", "127.0.0.1:0"),
+            ("AUTHD_LOG_FORMAT", "json"),
+            ("AUTHD_DATABASE_URL", db.url.as_str()),
+            ("AUTHD_JWT_SECRET", SECRET),
+            ("AUTHD_ALLOW_REGISTRATION", "true"),
+            ("AUTHD_ARGON2_M_KIB", "256"),
+            ("AUTHD_ARGON2_T", "1"),
+            ("RUST_LOG", "debug"),
+        ],
+    )
     .await;
+    let status = health(&server.addr.to_string())
+        .await
+        .unwrap()
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(status, ServingStatus::Serving as i32);
     // Some traffic, including refusals, whose secrets must not reach the log.
-    let mut client =
-        authd::proto::auth_service_client::AuthServiceClient::connect(format!("http://{addr}"))
-            .await
-            .unwrap();
+    let mut client = server.client().await;
     let cred = |p: &str| authd::proto::RegisterRequest {
         username: "logan".into(),
         password: p.into(),
@@ -159,25 +148,15 @@ async fn the_binary_stops_cleanly_on_sigterm() {
         .unwrap_err();
     drop(client);
 
-    let pid = child.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
-        .await
-        .expect("authd exits after SIGTERM")
-        .unwrap();
-    assert!(out.status.success(), "{:?}", out.status);
-    let log = String::from_utf8_lossy(&out.stdout);
+    let (exit, log) = server.terminate().await;
+    assert!(exit.success(), "{exit:?}\n{log}");
     assert!(log.contains("shutting down"), "{log}");
     assert!(log.contains("authd stopped"), "{log}");
     assert!(
         log.contains("refresh_token_reuse"),
         "the reuse is logged as a security event"
     );
-    let all = format!("{log}{}", String::from_utf8_lossy(&out.stderr));
+    // The log holds stdout and stderr.
     for secret in [
         PASSWORD,
         wrong,
@@ -187,9 +166,9 @@ async fn the_binary_stops_cleanly_on_sigterm() {
         &next.access_token,
         &next.refresh_token,
     ] {
-        assert!(!all.contains(secret), "a secret reached the log");
+        assert!(!log.contains(secret), "a secret reached the log");
     }
     // Signatures alone must not appear either (a token split across fields).
     let sig = pair.access_token.rsplit('.').next().unwrap();
-    assert!(!all.contains(sig));
+    assert!(!log.contains(sig));
 }

@@ -2,7 +2,9 @@
 
 usage: verify_pyjwt.py eddsa JWKS_JSON TOKEN ISSUER AUDIENCE
        verify_pyjwt.py hs256 SECRET TOKEN ISSUER AUDIENCE
-Prints the verified claims as JSON; exits non-zero when verification fails.
+Prints the verified claims as JSON, or `REFUSED <why>` (PyJWT's exception class) when the
+token does not verify; both exit 0. Anything else (a missing module, a JWKS PyJWT cannot
+read, a bug here) is a crash: a traceback and a non-zero exit, never a refusal.
 """
 import json
 import sys
@@ -10,24 +12,27 @@ import sys
 import jwt
 
 
-def main() -> int:
-    mode, key_material, token, issuer, audience = sys.argv[1:6]
+class Refused(Exception):
+    """A refusal of this script's own, beside PyJWT's InvalidTokenError family."""
+
+
+def verify(mode: str, key_material: str, token: str, issuer: str, audience: str) -> dict:
     header = jwt.get_unverified_header(token)
     if header.get("typ") != "at+jwt":
-        print(f"unexpected typ {header.get('typ')!r}", file=sys.stderr)
-        return 1
+        raise Refused("UnexpectedTyp")
     if mode == "eddsa":
         jwks = jwt.PyJWKSet.from_json(key_material)
-        key = next(k for k in jwks.keys if k.key_id == header["kid"])
+        keys = [k for k in jwks.keys if k.key_id == header.get("kid")]
+        if not keys:
+            raise Refused("UnknownKid")
         algorithms = ["EdDSA"]
-        signing_key = key.key
+        signing_key = keys[0].key
     elif mode == "hs256":
         algorithms = ["HS256"]
         signing_key = key_material
     else:
-        print(f"unknown mode {mode}", file=sys.stderr)
-        return 2
-    claims = jwt.decode(
+        raise ValueError(f"unknown mode {mode}")
+    return jwt.decode(
         token,
         signing_key,
         algorithms=algorithms,
@@ -36,6 +41,18 @@ def main() -> int:
         options={"require": ["exp", "iat", "nbf", "iss", "aud", "sub"]},
         leeway=30,
     )
+
+
+def main() -> int:
+    mode, key_material, token, issuer, audience = sys.argv[1:6]
+    try:
+        claims = verify(mode, key_material, token, issuer, audience)
+    except Refused as e:
+        print(f"REFUSED {e}")
+        return 0
+    except jwt.InvalidTokenError as e:
+        print(f"REFUSED {type(e).__name__}")
+        return 0
     print(json.dumps(claims))
     return 0
 

@@ -13,7 +13,7 @@ use tonic_types::StatusExt;
 
 use crate::proto::{GetJwksRequest, GetJwksResponse, ValidateRequest, ValidateResponse};
 use crate::proto_server::auth_service_server::{AuthService, AuthServiceServer};
-use crate::{Rejection, Verifier};
+use crate::{Rejection, Verifier, reason};
 
 #[derive(Default)]
 struct State {
@@ -55,32 +55,22 @@ impl AuthService for Service {
                 "this stand-in authd was not given keys",
             ));
         };
-        let c = verifier
+        let claims = verifier
             .verify(&r.token, Some(&r.audience))
             .map_err(|e| Status::from(Rejection::Invalid(e)))?;
-        if lock(&self.0.revoked_sessions).contains(&c.sid) {
+        if lock(&self.0.revoked_sessions).contains(&claims.sid) {
             return Err(Status::with_error_details(
                 tonic::Code::Unauthenticated,
                 "the token's session has been revoked or its user disabled",
                 tonic_types::ErrorDetails::with_error_info(
-                    "TOKEN_REVOKED",
-                    crate::ERROR_DOMAIN,
+                    reason::TOKEN_REVOKED,
+                    reason::DOMAIN,
                     [],
                 ),
             ));
         }
         Ok(Response::new(ValidateResponse {
-            claims: Some(crate::proto::Claims {
-                sub: c.sub,
-                username: c.username,
-                roles: c.roles,
-                exp: c.exp,
-                iat: c.iat,
-                jti: c.jti,
-                sid: c.sid,
-                iss: c.iss,
-                aud: c.aud,
-            }),
+            claims: Some(claims.into()),
         }))
     }
 }

@@ -25,7 +25,6 @@
 //! # Ok(())
 //! # }
 //! ```
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)]
 
 use std::future::Future;
 use std::net::SocketAddr;

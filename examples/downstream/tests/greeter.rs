@@ -1,8 +1,12 @@
 //! The Greeter served for real on 127.0.0.1:0, called by a tonic client: each guard lets a
 //! good token through with the caller's name, and refuses the rest with UNAUTHENTICATED
 //! and the reason in an ErrorInfo detail.
+// Test and bench code may unwrap and panic: a failure there is a failed assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use authd_client::test_util::{FakeAuthd, TestKey, claims, claims_json, jwks_json};
@@ -10,7 +14,7 @@ use authd_client::{Claims, rejection_reason};
 use downstream::proto::HelloRequest;
 use downstream::proto::greeter_client::GreeterClient;
 use downstream::{Config, Guard, ServeError};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Endpoint;
@@ -66,6 +70,70 @@ impl Running {
             let _ = stop.send(());
         }
         self.server.await.unwrap()
+    }
+}
+
+/// Poll `done` until it holds (for the effects of background tasks), for at most 5 s.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..250 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// What authd-client logs (at debug) when an unknown key id may not prompt a refetch yet.
+const FLOOR_REFUSAL: &str = "unknown key id within the refetch floor";
+
+/// The log of the test's thread, kept in memory. `#[tokio::test]` runs every task of the
+/// test (the server's, and the refetches it spawns) on that thread.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl Log {
+    fn capture() -> LogGuard {
+        let log = Log::default();
+        let sink = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        LogGuard {
+            _default: tracing::subscriber::set_default(subscriber),
+            log,
+        }
+    }
+
+    fn count(&self, message: &str) -> usize {
+        let bytes = self.0.lock().unwrap();
+        String::from_utf8_lossy(&bytes).matches(message).count()
+    }
+}
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The captured log, in force until dropped.
+struct LogGuard {
+    _default: tracing::subscriber::DefaultGuard,
+    log: Log,
+}
+
+impl std::ops::Deref for LogGuard {
+    type Target = Log;
+    fn deref(&self) -> &Log {
+        &self.log
     }
 }
 
@@ -166,6 +234,7 @@ async fn shared_secret_with_each_local_guard() {
 
 #[tokio::test]
 async fn jwks_from_authd_with_each_local_guard_follows_a_rotation() {
+    let log = Log::capture();
     let (old, new) = (
         TestKey::ed25519("ed-1", [1; 32]),
         TestKey::ed25519("ed-2", [2; 32]),
@@ -202,15 +271,21 @@ async fn jwks_from_authd_with_each_local_guard_follows_a_rotation() {
             }
         }
         assert_eq!(authd.get_jwks_calls(), 2, "{guard:?}");
-        // Garbage kids inside the floor cost authd nothing.
+        // Garbage kids inside the floor cost authd nothing. Each refusal's refetch attempt
+        // (awaited by the layer, in the background behind the interceptor) is seen to end
+        // at the floor before the count is read.
         let garbage = TestKey::ed25519("ed-9", [9; 32]);
-        for _ in 0..5 {
+        let floored = log.count(FLOOR_REFUSAL);
+        for n in 1..=5 {
             assert_eq!(
                 reason(server.hello(Some(&garbage.mint(&claims("eve")))).await),
                 "UNKNOWN_KEY"
             );
+            eventually("the refetch attempt to stop at the floor", || {
+                log.count(FLOOR_REFUSAL) == floored + n
+            })
+            .await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(authd.get_jwks_calls(), 2, "{guard:?}");
         server.stop().await.unwrap();
     }
@@ -246,11 +321,11 @@ async fn validate_guard_sees_a_revoked_session_at_once() {
 
 #[tokio::test]
 async fn an_unreachable_authd_stops_the_start_with_an_error() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // A port that refuses connections while `_held` lives: bound without SO_REUSEADDR, so
+    // no one else can take it, and never listening.
+    let _held = TcpSocket::new_v4().unwrap();
+    _held.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let port = _held.local_addr().unwrap();
     let server = Running::start(Config::with_authd(format!("http://{port}"))).await;
     let err = server.server.await.unwrap().unwrap_err();
     assert!(matches!(err, ServeError::Keys(_)), "{err}");

@@ -4,12 +4,15 @@ use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use authd::auth::{self, LoginName, PasswordPolicy};
-use authd::config::{DatabaseArgs, KeysCommand, ServeArgs, UserCommand};
+use authd::auth;
+use authd::config::DatabaseArgs;
 use authd::keys;
-use authd::password::Hasher;
 use authd::store::Store;
 use chrono::Utc;
+
+pub mod commands;
+
+use commands::{HealthcheckArgs, KeysCommand, UserCommand};
 
 pub async fn migrate(db: DatabaseArgs) -> anyhow::Result<ExitCode> {
     let store = Store::connect(&db.database_url)
@@ -28,18 +31,19 @@ async fn open(db: &DatabaseArgs) -> anyhow::Result<Store> {
 
 pub async fn user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        UserCommand::Add { name, db } => {
-            // The argon2 and password policies come from the same env vars as the server's.
-            let serve = ServeArgs::from_env()?;
-            serve.validate_password_policy()?;
-            let policy = PasswordPolicy::new(
-                serve.password_min_length,
-                serve.password_min_score,
-                &["authd", &serve.issuer],
-            );
+        UserCommand::Add {
+            name,
+            db,
+            hashing,
+            password,
+            issuer,
+        } => {
+            hashing.validate()?;
+            password.validate()?;
+            let policy = password.policy(&issuer);
             let store = open(&db).await?;
             let password = read_password()?;
-            let hasher = Hasher::new(serve.argon2_m_kib, serve.argon2_t, serve.argon2_p)?;
+            let hasher = hashing.hasher()?;
             let id = auth::create_user(&store, &hasher, &policy, &name, password)
                 .await
                 // The stable reason too, for scripts: as the API's ErrorInfo carries it.
@@ -67,19 +71,24 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
         }
         UserCommand::RevokeSessions { name, db } => {
             let store = open(&db).await?;
-            let user = find(&store, &name).await?;
-            let n = store.revoke_user_sessions(user.id, Utc::now()).await?;
-            println!("revoked {n} session(s) of {}", user.username);
+            match auth::revoke_user_sessions(&store, &name).await? {
+                Some((user, n)) => println!("revoked {n} session(s) of {}", user.username),
+                None => bail!("no user named {:?}", name.trim()),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
-    // Lifetimes and the reload interval come from the same env vars as the server's.
-    let serve = ServeArgs::from_env()?;
     match cmd {
-        KeysCommand::Rotate { activate_after, db } => {
+        KeysCommand::Rotate {
+            activate_after,
+            db,
+            schedule,
+            jwt_secret,
+            signing_key_file,
+        } => {
             let store = open(&db).await?;
             let after = chrono::Duration::from_std(activate_after)
                 .context("--activate-after is too large")?;
@@ -93,25 +102,25 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             );
             println!(
                 "running servers publish it within AUTHD_KEY_REFRESH (here {})",
-                humantime::format_duration(serve.key_refresh)
+                humantime::format_duration(schedule.key_refresh)
             );
-            if activate_after < serve.key_refresh {
+            if activate_after < schedule.key_refresh {
                 eprintln!(
                     "note: a server that has not reloaded its keys yet refuses tokens signed \
                      with the new key; an --activate-after of at least AUTHD_KEY_REFRESH avoids that"
                 );
             }
-            if serve.jwt_secret.is_some() || serve.signing_key_file.is_some() {
+            if jwt_secret.is_some() || signing_key_file.is_some() {
                 eprintln!(
                     "note: AUTHD_JWT_SECRET or AUTHD_SIGNING_KEY_FILE is set: servers started \
                      with it sign with that key and ignore the database keys"
                 );
             }
         }
-        KeysCommand::List { db } => {
+        KeysCommand::List { db, schedule } => {
             let store = open(&db).await?;
             let rows = store.signing_keys().await?;
-            let grace = keys::retire_grace(serve.access_ttl, serve.key_refresh);
+            let grace = keys::retire_grace(schedule.access_ttl, schedule.key_refresh);
             let states = keys::key_states(&rows, Utc::now(), grace);
             println!(
                 "{:<43}  {:<9}  {:<20}  {:<20}  STATE",
@@ -131,32 +140,19 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The user a name refers to, whichever username rule it was registered under.
-async fn find(store: &Store, name: &str) -> anyhow::Result<authd::store::users::User> {
-    let login = LoginName::parse(name)?;
-    match auth::find_user(store, &login).await? {
-        Some(u) => Ok(u),
-        None => bail!("no user named {:?}", name.trim()),
-    }
-}
-
 async fn set_disabled(db: &DatabaseArgs, name: &str, disabled: bool) -> anyhow::Result<()> {
     let store = open(db).await?;
-    let user = find(&store, name).await?;
-    match store
-        .set_user_disabled(user.id, disabled, Utc::now())
-        .await?
-    {
-        Some(ended) if disabled => println!(
+    match auth::set_user_disabled(&store, name, disabled).await? {
+        Some((user, ended)) if disabled => println!(
             "disabled {} and ended {ended} session(s) (running servers refuse their tokens \
              within AUTHD_REVOCATION_REFRESH)",
             user.username
         ),
-        Some(_) => println!(
+        Some((user, _)) => println!(
             "enabled {} (they can log in again; their old sessions stay ended)",
             user.username
         ),
-        None => bail!("no user named {:?}", user.username),
+        None => bail!("no user named {:?}", name.trim()),
     }
     Ok(())
 }
@@ -183,7 +179,7 @@ fn read_password() -> anyhow::Result<String> {
     Ok(password)
 }
 
-pub async fn healthcheck(args: authd::config::HealthcheckArgs) -> anyhow::Result<ExitCode> {
+pub async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<ExitCode> {
     let url = args.url();
     match authd::healthcheck::check(&url, &args.service, args.timeout).await {
         Ok(()) => {

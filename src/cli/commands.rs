@@ -1,0 +1,216 @@
+//! The command tree of the `authd` binary. Each command carries the settings it needs
+//! (a database, a hashing policy, a key schedule) and nothing of `authd serve`'s.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use authd::config::{DatabaseArgs, HashingArgs, PasswordPolicyArgs, ServeArgs};
+use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
+
+/// Command line of the `authd` binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "authd",
+    version,
+    about = "A standalone authentication service over gRPC"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve gRPC (the default when no subcommand is given).
+    Serve(Box<ServeArgs>),
+    /// Apply pending database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage the signing keys kept in the database.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Ask a running authd whether it is SERVING (grpc.health.v1); exit 0 if so, 1 with one
+    /// line saying why not. For Docker HEALTHCHECK, compose and Kubernetes exec probes.
+    Healthcheck(HealthcheckArgs),
+}
+
+/// Settings of `authd healthcheck`.
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// gRPC address to check, e.g. `http://127.0.0.1:50051`. Default: AUTHD_LISTEN, with an
+    /// unspecified IP (0.0.0.0, ::) replaced by loopback.
+    #[arg(long, env = "AUTHD_HEALTHCHECK_ADDR")]
+    pub addr: Option<String>,
+
+    /// The address authd listens on; only used to derive the default `--addr`.
+    #[arg(
+        long,
+        env = "AUTHD_LISTEN",
+        default_value = "127.0.0.1:50051",
+        hide = true
+    )]
+    pub listen: SocketAddr,
+
+    /// Service to ask about; the empty string is the server as a whole.
+    #[arg(long, default_value = "authd.v1.AuthService")]
+    pub service: String,
+
+    /// Give up after this long (humantime).
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+impl HealthcheckArgs {
+    /// The URL to call.
+    pub fn url(&self) -> String {
+        if let Some(a) = &self.addr {
+            return if a.contains("://") {
+                a.clone()
+            } else {
+                format!("http://{a}")
+            };
+        }
+        let mut addr = self.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        format!("http://{addr}")
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new Ed25519 signing key. Running servers publish it in GetJwks within
+    /// AUTHD_KEY_REFRESH and sign with it from now + --activate-after; older keys keep
+    /// verifying until every token they signed has expired.
+    Rotate {
+        /// How long to wait before the new key signs (humantime). Give verifiers that cache
+        /// the JWKS, and servers (AUTHD_KEY_REFRESH), time to learn the new key first.
+        #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+        activate_after: Duration,
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(flatten)]
+        schedule: KeyScheduleArgs,
+        /// Set when the servers sign with a shared secret (only to warn that they ignore
+        /// the database keys).
+        #[arg(long, env = "AUTHD_JWT_SECRET", hide = true, hide_env_values = true)]
+        jwt_secret: Option<SecretString>,
+        /// Set when the servers sign with a key file (only to warn as above).
+        #[arg(long, env = "AUTHD_SIGNING_KEY_FILE", hide = true)]
+        signing_key_file: Option<PathBuf>,
+    },
+    /// List the signing keys and their state: next, active, retiring or retired.
+    List {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(flatten)]
+        schedule: KeyScheduleArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input (or a prompt), never argv.
+    Add {
+        name: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(flatten)]
+        hashing: HashingArgs,
+        #[command(flatten)]
+        password: PasswordPolicyArgs,
+        /// The servers' issuer: a word new passwords must not be built from.
+        #[arg(long, env = "AUTHD_ISSUER", default_value = "authd", hide = true)]
+        issuer: String,
+    },
+    /// Disable a user: no more logins or refreshes, and Validate refuses their tokens.
+    Disable {
+        name: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        name: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// List users.
+    List {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// End every session of a user (log them out everywhere).
+    RevokeSessions {
+        name: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+/// The lifetimes that decide a signing key's state (the same settings as the server's).
+#[derive(Debug, Clone, Args)]
+pub struct KeyScheduleArgs {
+    /// Access-token lifetime of the servers (a retired key must outlive its tokens).
+    #[arg(long, env = "AUTHD_ACCESS_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub access_ttl: Duration,
+
+    /// How often the servers reload their keys.
+    #[arg(long, env = "AUTHD_KEY_REFRESH", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub key_refresh: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_commands_parse() {
+        let cli =
+            Cli::try_parse_from(["authd", "keys", "rotate", "--activate-after", "1h"]).unwrap();
+        let Some(Command::Keys(KeysCommand::Rotate { activate_after, .. })) = cli.command else {
+            panic!("not keys rotate");
+        };
+        assert_eq!(activate_after, Duration::from_secs(3600));
+        let cli = Cli::try_parse_from(["authd", "keys", "rotate"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Keys(KeysCommand::Rotate { activate_after, .. })) if activate_after.is_zero()
+        ));
+        let cli = Cli::try_parse_from(["authd", "keys", "list"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Keys(KeysCommand::List { .. }))
+        ));
+    }
+
+    #[test]
+    fn user_add_takes_the_hashing_and_password_settings() {
+        let cli = Cli::try_parse_from([
+            "authd",
+            "user",
+            "add",
+            "ada",
+            "--argon2-m-kib",
+            "256",
+            "--password-min-length",
+            "12",
+        ])
+        .unwrap();
+        let Some(Command::User(UserCommand::Add {
+            hashing, password, ..
+        })) = cli.command
+        else {
+            panic!("not user add");
+        };
+        assert_eq!(hashing.argon2_m_kib, 256);
+        assert_eq!(password.password_min_length, 12);
+    }
+}
