@@ -1,14 +1,21 @@
 //! Every setting: a `--flag`, its `AUTHD_*` env twin and a default, validated once at start.
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
 /// Where the users live.
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
+    // First: clap's derive takes each value out of the matches as it fills its field, so
+    // the origins must be read before the settings beside them (and after this struct, in a
+    // command that flattens it, the JWT secret).
+    #[command(flatten)]
+    origins: SecretOrigins,
+
     /// Database URL: `sqlite://PATH?mode=rwc` (embedded, WAL) or `postgres://USER@HOST/DB`.
     #[arg(
         long,
@@ -17,6 +24,139 @@ pub struct DatabaseArgs {
         hide_env_values = true
     )]
     pub database_url: SecretString,
+
+    /// File holding the database URL (Docker secrets: its content, trailing newline
+    /// trimmed), to keep a password out of the environment. Not with AUTHD_DATABASE_URL.
+    #[arg(long, env = "AUTHD_DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
+}
+
+impl DatabaseArgs {
+    /// Moves the content of AUTHD_DATABASE_URL_FILE into the URL. Returns warnings about secrets this
+    /// command was given where others can read them: as flags (in every local user's process
+    /// list) or in files open to group or others.
+    pub fn load_secrets(&mut self) -> Result<Vec<String>, ConfigError> {
+        let mut warnings = Vec::new();
+        if let Some(path) = self.database_url_file.take() {
+            if self
+                .origins
+                .database_url
+                .is_some_and(|s| s != ValueSource::DefaultValue)
+            {
+                return Err(bad(
+                    "AUTHD_DATABASE_URL_FILE",
+                    "cannot be used with AUTHD_DATABASE_URL: give the URL or the file holding it",
+                ));
+            }
+            self.database_url = read_secret_file("AUTHD_DATABASE_URL_FILE", &path)?;
+            warnings.extend(exposed_file_warning("AUTHD_DATABASE_URL_FILE", &path));
+        } else if self.origins.database_url == Some(ValueSource::CommandLine)
+            && url_has_password(self.database_url.expose_secret())
+        {
+            warnings.push(on_command_line("--database-url", "AUTHD_DATABASE_URL"));
+        }
+        // Every command given the JWT secret also has a database (`serve`, `keys rotate`).
+        if self.origins.jwt_secret == Some(ValueSource::CommandLine) {
+            warnings.push(on_command_line("--jwt-secret", "AUTHD_JWT_SECRET"));
+        }
+        Ok(warnings)
+    }
+}
+
+/// Where the secret settings of a command came from (flag, environment, default): read by
+/// clap from the same matches as the settings beside it. It adds no flags of its own.
+#[derive(Debug, Clone, Copy, Default)]
+struct SecretOrigins {
+    database_url: Option<ValueSource>,
+    jwt_secret: Option<ValueSource>,
+}
+
+impl FromArgMatches for SecretOrigins {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        // `try_get_raw` first: `value_source` panics (in debug builds) on an id the command
+        // does not have, and not every command has both.
+        let source = |id: &str| match m.try_get_raw(id) {
+            Ok(Some(_)) => m.value_source(id),
+            _ => None,
+        };
+        Ok(Self {
+            database_url: source("database_url"),
+            jwt_secret: source("jwt_secret"),
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl Args for SecretOrigins {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        cmd
+    }
+}
+
+/// A secret from a file, Docker secrets style: the content, trailing newline trimmed.
+fn read_secret_file(setting: &'static str, path: &Path) -> Result<SecretString, ConfigError> {
+    // The error names the file, never its content.
+    let mut s = std::fs::read_to_string(path)
+        .map_err(|e| bad(setting, format!("cannot read {}: {e}", path.display())))?;
+    let len = s.trim_end_matches(['\r', '\n']).len();
+    s.truncate(len);
+    if s.is_empty() {
+        return Err(bad(setting, format!("{} is empty", path.display())));
+    }
+    Ok(SecretString::from(s))
+}
+
+/// A warning when a file holding a secret or key can be read or changed by others than its
+/// owner.
+fn exposed_file_warning(setting: &str, path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "{setting} {path} is open to group or others (mode {mode:03o}): anyone in them \
+                 can read the secret; restrict it with `chmod 600 {path}`",
+                path = path.display()
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (setting, path);
+        None
+    }
+}
+
+fn on_command_line(flag: &str, env: &str) -> String {
+    format!(
+        "{flag} was given on the command line, where the process list shows it to every \
+         local user: set {env} or {env}_FILE instead"
+    )
+}
+
+/// Whether a database URL carries a password: `scheme://user:password@host` or a
+/// `password=` parameter.
+fn url_has_password(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let in_userinfo = authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    let in_query = rest
+        .split_once('?')
+        .is_some_and(|(_, q)| q.split('&').any(|p| p.starts_with("password=")));
+    in_userinfo || in_query
 }
 
 /// How passwords are hashed (`authd serve` and `authd user add`).
@@ -103,6 +243,26 @@ pub enum LogFormat {
     Json,
 }
 
+/// The key that seals the signing keys kept in the database (`authd serve`, `authd keys`).
+#[derive(Debug, Clone, Args)]
+pub struct KeyEncryptionArgs {
+    /// File holding 32 random bytes (raw, base64 or hex; `head -c 32 /dev/urandom`) that
+    /// seal the signing keys kept in the database (ChaCha20-Poly1305). Without it they are
+    /// stored unencrypted.
+    #[arg(long, env = "AUTHD_KEY_ENCRYPTION_KEY_FILE")]
+    pub key_encryption_key_file: Option<PathBuf>,
+}
+
+impl KeyEncryptionArgs {
+    /// Read the key file, if one is set (once, at start).
+    pub fn load(&self) -> Result<Option<crate::keys::KeyEncryptionKey>, crate::keys::KeyError> {
+        self.key_encryption_key_file
+            .as_deref()
+            .map(|p| crate::keys::KeyEncryptionKey::from_file(p, crate::keys::KEK_SETTING))
+            .transpose()
+    }
+}
+
 /// Settings of `authd serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -110,6 +270,7 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTHD_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
+    // Before `jwt_secret`, whose origin it records (see `DatabaseArgs`).
     #[command(flatten)]
     pub db: DatabaseArgs,
 
@@ -118,10 +279,18 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTHD_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<SecretString>,
 
+    /// File holding the HS256 secret (Docker secrets: its content, trailing newline
+    /// trimmed), to keep it out of the environment. Not with AUTHD_JWT_SECRET.
+    #[arg(long, env = "AUTHD_JWT_SECRET_FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+
     /// Ed25519 private key to sign with, as a PKCS#8 PEM file (`openssl genpkey -algorithm
     /// ed25519`), instead of the keys kept in the database. Not with AUTHD_JWT_SECRET.
     #[arg(long, env = "AUTHD_SIGNING_KEY_FILE")]
     pub signing_key_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub key_encryption: KeyEncryptionArgs,
 
     /// How often the signing keys kept in the database are reloaded: the longest a
     /// `authd keys rotate` takes to reach this instance.
@@ -266,6 +435,30 @@ impl ServeArgs {
             }
         }
         all
+    }
+
+    /// Moves the content of the `_FILE` secrets into their settings. Returns
+    /// warnings about secrets given where others can read them: as flags (in every local
+    /// user's process list) or in files open to group or others.
+    pub fn load_secrets(&mut self) -> Result<Vec<String>, ConfigError> {
+        let mut warnings = self.db.load_secrets()?;
+        if let Some(path) = self.jwt_secret_file.take() {
+            if self.jwt_secret.is_some() {
+                return Err(bad(
+                    "AUTHD_JWT_SECRET_FILE",
+                    "cannot be used with AUTHD_JWT_SECRET: give the secret or the file holding it",
+                ));
+            }
+            self.jwt_secret = Some(read_secret_file("AUTHD_JWT_SECRET_FILE", &path)?);
+            warnings.extend(exposed_file_warning("AUTHD_JWT_SECRET_FILE", &path));
+        }
+        if let Some(path) = &self.signing_key_file {
+            warnings.extend(exposed_file_warning("AUTHD_SIGNING_KEY_FILE", path));
+        }
+        if let Some(path) = &self.key_encryption.key_encryption_key_file {
+            warnings.extend(exposed_file_warning("AUTHD_KEY_ENCRYPTION_KEY_FILE", path));
+        }
+        Ok(warnings)
     }
 
     /// The settings of `authd serve` with no flags: defaults and `AUTHD_*` variables.
@@ -471,6 +664,89 @@ mod tests {
         let ok = parse(&["--signing-key-file", "/etc/authd/key.pem"]).unwrap();
         assert_eq!(ok.key_refresh, Duration::from_secs(10));
         assert!(parse(&["--key-refresh", "0s"]).is_err());
+    }
+
+    #[test]
+    fn a_password_in_a_database_url_is_recognised() {
+        assert!(url_has_password("postgres://authd:s3cret@db/authd"));
+        assert!(url_has_password(
+            "postgres://authd@db/authd?password=s3cret"
+        ));
+        assert!(!url_has_password("postgres://authd@db/authd"));
+        assert!(!url_has_password("sqlite://authd.db?mode=rwc"));
+        assert!(!url_has_password("postgres://db:5432/authd"));
+    }
+
+    #[test]
+    fn secret_files_are_read_trimmed_and_exclusive_with_their_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("jwt");
+        std::fs::write(&file, "0123456789abcdef0123456789abcdef-file\n").unwrap();
+        let path = file.to_str().unwrap();
+        let mut a = parse(&["--jwt-secret-file", path]).unwrap();
+        a.load_secrets().unwrap();
+        assert_eq!(
+            a.jwt_secret.as_ref().unwrap().expose_secret(),
+            "0123456789abcdef0123456789abcdef-file"
+        );
+        a.validate().unwrap();
+        let mut both =
+            parse(&["--jwt-secret-file", path, "--jwt-secret", &"x".repeat(32)]).unwrap();
+        let err = both.load_secrets().unwrap_err().to_string();
+        assert!(
+            err.contains("AUTHD_JWT_SECRET_FILE") && err.contains("AUTHD_JWT_SECRET:"),
+            "{err}"
+        );
+
+        std::fs::write(&file, "sqlite://from-file.db?mode=rwc\n").unwrap();
+        let mut a = parse(&["--database-url-file", path]).unwrap();
+        a.load_secrets().unwrap();
+        assert_eq!(
+            a.db.database_url.expose_secret(),
+            "sqlite://from-file.db?mode=rwc"
+        );
+        let mut both = parse(&[
+            "--database-url-file",
+            path,
+            "--database-url",
+            "sqlite://x.db",
+        ])
+        .unwrap();
+        let err = both.load_secrets().unwrap_err().to_string();
+        assert!(
+            err.contains("AUTHD_DATABASE_URL_FILE") && err.contains("AUTHD_DATABASE_URL:"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn secrets_given_as_flags_draw_a_warning() {
+        let mut a = parse(&[
+            "--jwt-secret",
+            "0123456789abcdef0123456789abcdef-flag",
+            "--database-url",
+            "postgres://authd:pw@db/authd",
+        ])
+        .unwrap();
+        let warnings = a.load_secrets().unwrap();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings.iter().all(|w| w.contains("process list")),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings
+                .iter()
+                .all(|w| !w.contains("pw@") && !w.contains("-flag"))
+        );
+        assert!(
+            ServeArgs::defaults()
+                .unwrap()
+                .load_secrets()
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -58,9 +58,15 @@ pub struct Application {
 }
 
 impl Application {
-    /// Validate settings, open and migrate the database, load keys, bind the listener.
-    pub async fn build(settings: ServeArgs) -> Result<Self, StartError> {
+    /// Read the `_FILE` secrets, validate settings, open and migrate the database, load
+    /// keys, bind the listener.
+    pub async fn build(mut settings: ServeArgs) -> Result<Self, StartError> {
+        for warning in settings.load_secrets()? {
+            tracing::warn!("{warning}");
+        }
         settings.validate()?;
+        // Read once; it only ever lives in memory (wiped on drop).
+        let key_encryption = settings.key_encryption.load()?.map(Arc::new);
         let store = Store::connect_and_migrate(&settings.db.database_url).await?;
         let source = match (&settings.jwt_secret, &settings.signing_key_file) {
             (Some(secret), _) => KeySource::Secret(secret.clone()),
@@ -75,6 +81,7 @@ impl Application {
                 audience: settings.audience.clone(),
                 access_ttl: settings.access_ttl,
                 key_refresh: settings.key_refresh,
+                key_encryption,
             },
         )
         .await?;

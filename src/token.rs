@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 pub use crate::keys::KeyError;
-use crate::keys::{self, KeySet, SigningMaterial};
+use crate::keys::{self, KeyEncryptionKey, KeySet, SigningMaterial};
 use crate::store::Store;
 
 /// Where the signing keys come from.
@@ -38,6 +38,9 @@ pub struct TokenSettings {
     pub access_ttl: Duration,
     /// How often database keys are reloaded (`AUTHD_KEY_REFRESH`).
     pub key_refresh: Duration,
+    /// Seals and unseals the database keys (`AUTHD_KEY_ENCRYPTION_KEY_FILE`); `None`: they
+    /// are stored in the clear.
+    pub key_encryption: Option<Arc<KeyEncryptionKey>>,
 }
 
 impl TokenSettings {
@@ -92,7 +95,14 @@ impl Tokens {
                 KeySet::single(key, issuer, audience)
             }
             KeySource::Database => {
-                keys::load_or_generate(store, settings.grace(), issuer, audience).await?
+                keys::load_or_generate(
+                    store,
+                    settings.grace(),
+                    issuer,
+                    audience,
+                    settings.key_encryption.as_deref(),
+                )
+                .await?
             }
         };
         Ok(Self {
@@ -119,6 +129,7 @@ impl Tokens {
             self.settings.grace(),
             &self.settings.issuer,
             &self.settings.audience,
+            self.settings.key_encryption.as_deref(),
         )
         .await?;
         if set.kids() != self.keys.load().kids() {
@@ -190,6 +201,7 @@ mod tests {
             audience: "authd".into(),
             access_ttl: TTL,
             key_refresh: REFRESH,
+            key_encryption: None,
         }
     }
 
@@ -228,6 +240,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn sealed_keys_load_rotate_and_reload_with_the_key_encryption_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let kek = Arc::new(KeyEncryptionKey::from_bytes([5; 32]));
+        let sealed = TokenSettings {
+            key_encryption: Some(kek.clone()),
+            ..settings()
+        };
+        let tokens = Tokens::load(&store, &KeySource::Database, sealed.clone())
+            .await
+            .unwrap();
+        let before = mint(&tokens, Utc::now());
+        let new_kid = keys::rotate(&store, Utc::now(), Some(&kek)).await.unwrap();
+        tokens.reload(&store).await.unwrap();
+        let after = mint(&tokens, Utc::now());
+        assert_eq!(header_kid(&after), new_kid);
+        tokens.verify(&before, None).unwrap();
+        // Another instance without the key cannot load them, and generates nothing.
+        let err = Tokens::load(&store, &KeySource::Database, settings())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, KeyError::SealedWithoutKek { .. }), "{err}");
+        assert_eq!(store.signing_keys().await.unwrap().len(), 2);
+        let again = Tokens::load(&store, &KeySource::Database, sealed)
+            .await
+            .unwrap();
+        again.verify(&before, None).unwrap();
+        again.verify(&after, None).unwrap();
+    }
+
+    #[tokio::test]
     async fn after_a_rotation_old_tokens_verify_and_new_ones_carry_the_new_kid() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir).await;
@@ -237,7 +280,7 @@ mod tests {
         let before = mint(&tokens, Utc::now());
         let old_kid = header_kid(&before);
 
-        let new_kid = keys::rotate(&store, Utc::now()).await.unwrap();
+        let new_kid = keys::rotate(&store, Utc::now(), None).await.unwrap();
         // Not seen before the reload: this instance still signs with the old key.
         assert_eq!(header_kid(&mint(&tokens, Utc::now())), old_kid);
         tokens.reload(&store).await.unwrap();
@@ -261,7 +304,7 @@ mod tests {
         let now = Utc::now();
         let old_kid = tokens.signing_kid(now).unwrap();
         let in_an_hour = now + chrono::Duration::hours(1);
-        let next_kid = keys::rotate(&store, in_an_hour).await.unwrap();
+        let next_kid = keys::rotate(&store, in_an_hour, None).await.unwrap();
         tokens.reload(&store).await.unwrap();
 
         assert_eq!(jwks_kids(&tokens), [old_kid.clone(), next_kid.clone()]);
@@ -279,7 +322,7 @@ mod tests {
             .unwrap();
         let old = mint(&tokens, Utc::now());
         let old_kid = header_kid(&old);
-        let new_kid = keys::rotate(&store, Utc::now()).await.unwrap();
+        let new_kid = keys::rotate(&store, Utc::now(), None).await.unwrap();
 
         // Just inside the grace the old key still verifies...
         let grace = keys::retire_grace(TTL, REFRESH);
@@ -315,7 +358,7 @@ mod tests {
             jsonwebtoken::decode_header(&token).unwrap().alg,
             Algorithm::HS256
         );
-        keys::rotate(&store, Utc::now()).await.unwrap();
+        keys::rotate(&store, Utc::now(), None).await.unwrap();
         tokens.reload(&store).await.unwrap();
         assert_eq!(tokens.jwks_json(), r#"{"keys":[]}"#);
         tokens.verify(&token, None).unwrap();

@@ -8,6 +8,7 @@ mod m20261129_000003_revocation_indexes;
 mod m20261129_000004_username_skeleton;
 mod m20261129_000005_refresh_replay;
 mod m20261129_000006_login_throttle;
+mod m20261129_000007_sealed_signing_keys;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000004_username_skeleton::Migration),
             Box::new(m20261129_000005_refresh_replay::Migration),
             Box::new(m20261129_000006_login_throttle::Migration),
+            Box::new(m20261129_000007_sealed_signing_keys::Migration),
         ]
     }
 }

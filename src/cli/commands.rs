@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use authd::config::{DatabaseArgs, HashingArgs, PasswordPolicyArgs, ServeArgs};
+use authd::config::{DatabaseArgs, HashingArgs, KeyEncryptionArgs, PasswordPolicyArgs, ServeArgs};
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
@@ -98,13 +98,33 @@ pub enum KeysCommand {
         db: DatabaseArgs,
         #[command(flatten)]
         schedule: KeyScheduleArgs,
+        /// Seals the new key; required when the stored keys are sealed.
+        #[command(flatten)]
+        key_encryption: KeyEncryptionArgs,
         /// Set when the servers sign with a shared secret (only to warn that they ignore
         /// the database keys).
         #[arg(long, env = "AUTHD_JWT_SECRET", hide = true, hide_env_values = true)]
         jwt_secret: Option<SecretString>,
+        /// As AUTHD_JWT_SECRET, from a file (only to warn as above; the file is not read).
+        #[arg(long, env = "AUTHD_JWT_SECRET_FILE", hide = true)]
+        jwt_secret_file: Option<PathBuf>,
         /// Set when the servers sign with a key file (only to warn as above).
         #[arg(long, env = "AUTHD_SIGNING_KEY_FILE", hide = true)]
         signing_key_file: Option<PathBuf>,
+    },
+    /// Seal every stored signing key with a new key-encryption key, in one transaction,
+    /// unsealing it with AUTHD_KEY_ENCRYPTION_KEY_FILE (unset when the keys are in the
+    /// clear). The signing keys stay the same: every token stays valid. Restart the
+    /// servers with the new file afterwards.
+    Rewrap {
+        /// File holding the new key-encryption key (32 bytes: raw, base64 or hex).
+        #[arg(long)]
+        new_key_encryption_key_file: PathBuf,
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// The key the stored keys are sealed with now.
+        #[command(flatten)]
+        key_encryption: KeyEncryptionArgs,
     },
     /// List the signing keys and their state: next, active, retiring or retired.
     List {

@@ -9,13 +9,14 @@ use authd::config::DatabaseArgs;
 use authd::keys;
 use authd::store::Store;
 use chrono::Utc;
+use secrecy::SecretString;
 
 pub mod commands;
 
 use commands::{HealthcheckArgs, KeysCommand, UserCommand};
 
 pub async fn migrate(db: DatabaseArgs) -> anyhow::Result<ExitCode> {
-    let store = Store::connect(&db.database_url)
+    let store = Store::connect(&database_url(&db)?)
         .await
         .context("cannot open the database")?;
     store.migrate().await.context("migration failed")?;
@@ -24,9 +25,19 @@ pub async fn migrate(db: DatabaseArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn open(db: &DatabaseArgs) -> anyhow::Result<Store> {
-    Store::connect_and_migrate(&db.database_url)
+    Store::connect_and_migrate(&database_url(db)?)
         .await
         .context("cannot open the database")
+}
+
+/// The database URL, read from AUTHD_DATABASE_URL_FILE if given; warnings about secrets
+/// others can read go to standard error.
+fn database_url(db: &DatabaseArgs) -> anyhow::Result<SecretString> {
+    let mut db = db.clone();
+    for warning in db.load_secrets()? {
+        eprintln!("warning: {warning}");
+    }
+    Ok(db.database_url)
 }
 
 pub async fn user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
@@ -86,16 +97,19 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             activate_after,
             db,
             schedule,
+            key_encryption,
             jwt_secret,
+            jwt_secret_file,
             signing_key_file,
         } => {
+            let kek = key_encryption.load()?;
             let store = open(&db).await?;
             let after = chrono::Duration::from_std(activate_after)
                 .context("--activate-after is too large")?;
             let activates_at = Utc::now()
                 .checked_add_signed(after)
                 .context("--activate-after is too large")?;
-            let kid = keys::rotate(&store, activates_at).await?;
+            let kid = keys::rotate(&store, activates_at, kek.as_ref()).await?;
             println!(
                 "added Ed25519 key {kid}, signing from {}",
                 activates_at.format("%Y-%m-%dT%H:%M:%SZ")
@@ -110,12 +124,35 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
                      with the new key; an --activate-after of at least AUTHD_KEY_REFRESH avoids that"
                 );
             }
-            if jwt_secret.is_some() || signing_key_file.is_some() {
+            if jwt_secret.is_some() || jwt_secret_file.is_some() || signing_key_file.is_some() {
                 eprintln!(
-                    "note: AUTHD_JWT_SECRET or AUTHD_SIGNING_KEY_FILE is set: servers started \
+                    "note: AUTHD_JWT_SECRET(_FILE) or AUTHD_SIGNING_KEY_FILE is set: servers started \
                      with it sign with that key and ignore the database keys"
                 );
             }
+        }
+        KeysCommand::Rewrap {
+            new_key_encryption_key_file,
+            db,
+            key_encryption,
+        } => {
+            let current = key_encryption.load()?;
+            let new = keys::KeyEncryptionKey::from_file(
+                &new_key_encryption_key_file,
+                "--new-key-encryption-key-file",
+            )?;
+            let store = open(&db).await?;
+            let kids = keys::rewrap(&store, current.as_ref(), &new).await?;
+            println!(
+                "sealed {} signing key(s) with key-encryption key {}: {}",
+                kids.len(),
+                new.id(),
+                kids.join(", ")
+            );
+            println!(
+                "restart the servers with AUTHD_KEY_ENCRYPTION_KEY_FILE set to the new file; \
+                 they refuse to start with the old one"
+            );
         }
         KeysCommand::List { db, schedule } => {
             let store = open(&db).await?;
@@ -123,16 +160,19 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             let grace = keys::retire_grace(schedule.access_ttl, schedule.key_refresh);
             let states = keys::key_states(&rows, Utc::now(), grace);
             println!(
-                "{:<43}  {:<9}  {:<20}  {:<20}  STATE",
-                "KID", "ALGORITHM", "CREATED", "ACTIVATES"
+                "{:<43}  {:<9}  {:<20}  {:<20}  {:<8}  SEALED WITH",
+                "KID", "ALGORITHM", "CREATED", "ACTIVATES", "STATE"
             );
             for (k, state) in rows.iter().zip(states) {
                 println!(
-                    "{:<43}  {:<9}  {:<20}  {:<20}  {state}",
+                    "{:<43}  {:<9}  {:<20}  {:<20}  {:<8}  {}",
                     k.kid,
                     k.algorithm,
                     k.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
                     keys::activation(k).format("%Y-%m-%dT%H:%M:%SZ"),
+                    state.to_string(),
+                    // The key-encryption key's id, or "-" for a key stored in the clear.
+                    k.kek_id.as_deref().unwrap_or("-"),
                 );
             }
         }

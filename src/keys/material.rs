@@ -4,13 +4,13 @@ use std::path::Path;
 
 use authd_client::VerificationKey;
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use jsonwebtoken::{Algorithm, EncodingKey};
-use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
+use super::sealing::{KeyEncryptionKey, stored_material};
 use super::{EDDSA, HS256, KeyError};
 use crate::store::keys::SigningKeyRow;
 
@@ -88,17 +88,16 @@ impl SigningMaterial {
     }
 
     /// A stored key: its material is base64 of a PKCS#8 DER (Ed25519) or of the secret
-    /// (HS256).
-    pub(super) fn from_row(row: &SigningKeyRow) -> Result<Self, KeyError> {
+    /// (HS256), sealed with `kek` when the row says so.
+    pub(super) fn from_row(
+        row: &SigningKeyRow,
+        kek: Option<&KeyEncryptionKey>,
+    ) -> Result<Self, KeyError> {
         let bad = |reason: String| KeyError::BadStoredKey {
             kid: row.kid.clone(),
             reason,
         };
-        let material = Zeroizing::new(
-            STANDARD
-                .decode(&row.material)
-                .map_err(|e| bad(e.to_string()))?,
-        );
+        let material = stored_material(row, kek)?;
         match row.algorithm.as_str() {
             EDDSA => {
                 let key = ed25519_dalek::SigningKey::from_pkcs8_der(&material)

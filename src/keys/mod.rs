@@ -11,17 +11,20 @@
 //! - `schedule`: which stored key stands where at a given instant (pure, time as input).
 //! - `set`: the keys in force — the signer at an instant, the verifier, the JWKS.
 //! - `lifecycle`: the database — first-start generation, rotation, loading the set.
+//! - `sealing`: keys at rest — the key-encryption key and the seal of a stored key.
 mod lifecycle;
 mod material;
 mod schedule;
+mod sealing;
 mod set;
 
 use crate::store::StoreError;
 
-pub use lifecycle::rotate;
 pub(crate) use lifecycle::{load_or_generate, load_stored};
+pub use lifecycle::{rewrap, rotate};
 pub(crate) use material::SigningMaterial;
 pub use schedule::{KeyState, activation, key_states, retire_grace};
+pub use sealing::{KEK_SETTING, KeyEncryptionKey};
 pub(crate) use set::KeySet;
 
 /// The `algorithm` column of an Ed25519 key (its JWS name).
@@ -41,6 +44,33 @@ pub enum KeyError {
     NoKey,
     #[error("cannot use the signing key: {0}")]
     Unusable(String),
+    #[error("invalid setting {setting}: cannot use the key-encryption key file {path}: {reason}")]
+    BadKeyEncryptionKey {
+        setting: &'static str,
+        path: String,
+        reason: String,
+    },
+    #[error(
+        "signing key {kid} is sealed with key-encryption key {kek_id}; \
+         AUTHD_KEY_ENCRYPTION_KEY_FILE is not set"
+    )]
+    SealedWithoutKek { kid: String, kek_id: String },
+    #[error(
+        "signing key {kid} is sealed with key-encryption key {kek_id}; the key in \
+         AUTHD_KEY_ENCRYPTION_KEY_FILE ({given}) does not match"
+    )]
+    WrongKek {
+        kid: String,
+        kek_id: String,
+        given: String,
+    },
+    #[error("signing key {kid} does not unseal: its stored material was altered or is corrupt")]
+    Tampered { kid: String },
+    #[error(
+        "the signing keys changed while being re-sealed (another authd keys command?); \
+         nothing was changed, run it again"
+    )]
+    Concurrent,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -65,6 +95,7 @@ mod fixtures {
             material: String::new(),
             created_at: at(created),
             activates_at: activates.map(at),
+            kek_id: None,
         }
     }
 }

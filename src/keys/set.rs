@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use super::KeyError;
 use super::material::SigningMaterial;
 use super::schedule::{activation, by_activation, key_states};
+use super::sealing::KeyEncryptionKey;
 use crate::store::keys::SigningKeyRow;
 
 /// The keys in force: which signs when, what verifies, and the JWKS. Built whole and
@@ -42,6 +43,7 @@ impl KeySet {
         grace: Duration,
         issuer: &str,
         audience: &str,
+        kek: Option<&KeyEncryptionKey>,
     ) -> Result<Self, KeyError> {
         let states = key_states(rows, now, grace);
         let mut signers = Vec::new();
@@ -50,7 +52,7 @@ impl KeySet {
             if !states[i].verifies() {
                 continue;
             }
-            let key = SigningMaterial::from_row(&rows[i])?;
+            let key = SigningMaterial::from_row(&rows[i], kek)?;
             if states[i].signs_now_or_later() {
                 signers.push((activation(&rows[i]), key));
             } else {
@@ -127,6 +129,7 @@ mod tests {
             material: STANDARD.encode([7u8; 64]),
             created_at: at(created),
             activates_at: None,
+            kek_id: None,
         }
     }
 
@@ -142,7 +145,7 @@ mod tests {
         let new = generate_ed25519(at(100), at(100)).unwrap();
         let next = generate_ed25519(at(110), at(10_000)).unwrap();
         let rows = [legacy, old.clone(), new.clone(), next.clone()];
-        let set = KeySet::from_rows(&rows, at(120), MIN, "authd", "authd").unwrap();
+        let set = KeySet::from_rows(&rows, at(120), MIN, "authd", "authd", None).unwrap();
         let doc = jwks(&set);
         let keys = doc["keys"].as_array().unwrap();
         let kids: Vec<&str> = keys.iter().map(|k| k["kid"].as_str().unwrap()).collect();
@@ -167,7 +170,7 @@ mod tests {
         assert_eq!(set.signer(at(120)).unwrap().kid(), new.kid);
         assert_eq!(set.signer(at(10_000)).unwrap().kid(), next.kid);
 
-        let later = KeySet::from_rows(&rows, at(160), MIN, "authd", "authd").unwrap();
+        let later = KeySet::from_rows(&rows, at(160), MIN, "authd", "authd", None).unwrap();
         let kids: Vec<String> = jwks(&later)["keys"]
             .as_array()
             .unwrap()
@@ -190,16 +193,17 @@ mod tests {
     fn an_unreadable_stored_key_is_named_without_its_material() {
         let mut bad = row("broken", 0, None);
         bad.material = STANDARD.encode(b"not a pkcs8 document, but secret-ish");
-        let err = KeySet::from_rows(&[bad.clone()], at(10), MIN, "authd", "authd").unwrap_err();
+        let err =
+            KeySet::from_rows(&[bad.clone()], at(10), MIN, "authd", "authd", None).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("broken"), "{msg}");
         assert!(!msg.contains(&bad.material), "{msg}");
         assert!(matches!(
-            KeySet::from_rows(&[], at(10), MIN, "authd", "authd"),
+            KeySet::from_rows(&[], at(10), MIN, "authd", "authd", None),
             Err(KeyError::NoKey)
         ));
         let mut odd = hs256_row("odd", 0);
         odd.algorithm = "RS256".into();
-        assert!(KeySet::from_rows(&[odd], at(10), MIN, "authd", "authd").is_err());
+        assert!(KeySet::from_rows(&[odd], at(10), MIN, "authd", "authd", None).is_err());
     }
 }

@@ -1,10 +1,19 @@
 use sea_orm::prelude::*;
-use sea_orm::{ActiveValue::Set, QueryOrder};
+use sea_orm::{ActiveValue::Set, QueryOrder, TransactionTrait, sea_query::Expr};
 
 use super::entity::signing_key;
 use super::{Store, StoreError, classify};
 
 pub use signing_key::Model as SigningKeyRow;
+
+/// A stored key's material sealed anew: written only if the row still holds
+/// `old_material`.
+pub(crate) struct MaterialChange {
+    pub kid: String,
+    pub old_material: String,
+    pub material: String,
+    pub kek_id: String,
+}
 
 impl Store {
     /// Every stored signing key, oldest first. Small: a handful of rows, rotated rarely.
@@ -24,11 +33,48 @@ impl Store {
             material: Set(k.material),
             created_at: Set(k.created_at),
             activates_at: Set(k.activates_at),
+            kek_id: Set(k.kek_id),
         }
         .insert(&self.db)
         .await
         .map_err(classify("signing key"))?;
         Ok(())
+    }
+
+    /// Apply `changes` in one transaction, each only where the row is as it was read.
+    /// Returns the kids changed; with `all_or_nothing`, nothing is changed (and the list
+    /// is shorter than `changes`) when any row was changed meanwhile.
+    pub(crate) async fn replace_signing_key_materials(
+        &self,
+        changes: &[MaterialChange],
+        all_or_nothing: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin().await?;
+        let mut done = Vec::with_capacity(changes.len());
+        for c in changes {
+            let r = signing_key::Entity::update_many()
+                .col_expr(
+                    signing_key::Column::Material,
+                    Expr::value(c.material.clone()),
+                )
+                .col_expr(
+                    signing_key::Column::KekId,
+                    Expr::value(Some(c.kek_id.clone())),
+                )
+                .filter(signing_key::Column::Kid.eq(c.kid.as_str()))
+                .filter(signing_key::Column::Material.eq(c.old_material.as_str()))
+                .exec(&txn)
+                .await?;
+            if r.rows_affected == 1 {
+                done.push(c.kid.clone());
+            }
+        }
+        if all_or_nothing && done.len() != changes.len() {
+            txn.rollback().await?;
+        } else {
+            txn.commit().await?;
+        }
+        Ok(done)
     }
 }
 

@@ -48,6 +48,42 @@ fn classify(what: &'static str) -> impl FnOnce(DbErr) -> StoreError {
     }
 }
 
+/// Creates a missing SQLite database file (when the URL says `mode=rwc`) with mode 0600,
+/// whatever the umask, before SQLite opens it: SQLite gives the `-wal`, `-shm` and journal
+/// files it creates beside it the database file's mode, so password hashes and sessions stay
+/// private to authd's user. An existing file keeps its mode. A failure here is left for
+/// SQLite to report when it opens the file.
+fn create_private_sqlite_file(url: &str) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::str::FromStr;
+
+        use sea_orm::sqlx::ConnectOptions as _;
+        use sea_orm::sqlx::sqlite::SqliteConnectOptions;
+
+        let Ok(options) = SqliteConnectOptions::from_str(url) else {
+            return;
+        };
+        // sqlx has no getter for the mode; its canonical URL carries it (`memory` for an
+        // in-memory database, which has no file).
+        let creates = options
+            .to_url_lossy()
+            .query_pairs()
+            .any(|(k, v)| k == "mode" && v == "rwc");
+        if creates {
+            // `create_new`: an existing database is never touched.
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(options.get_filename());
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = url;
+}
+
 /// Handle to the database; cheap to clone (the pool is shared).
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -64,6 +100,7 @@ impl Store {
             // sqlx logs every statement at INFO otherwise.
             .sqlx_logging(false);
         if url.starts_with("sqlite:") {
+            create_private_sqlite_file(url);
             // One writer at a time is SQLite's nature: WAL lets readers go on meanwhile and
             // the busy timeout queues writers instead of failing them.
             opt.max_connections(8).map_sqlx_sqlite_opts(|o| {

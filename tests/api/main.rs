@@ -17,6 +17,8 @@ mod interop;
 mod refresh;
 mod register;
 mod restart;
+mod sealed_keys;
+mod secrets;
 mod shutdown;
 mod throttle;
 mod validate;

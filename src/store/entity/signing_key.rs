@@ -12,6 +12,9 @@ pub struct Model {
     /// When the key starts signing; `None` (rows from before rotation existed) means
     /// `created_at`.
     pub activates_at: Option<DateTimeUtc>,
+    /// The key-encryption key that sealed `material` (hex of the first bytes of its
+    /// SHA-256); `None`: the material is in the clear.
+    pub kek_id: Option<String>,
 }
 
 impl std::fmt::Debug for Model {
@@ -21,6 +24,7 @@ impl std::fmt::Debug for Model {
             .field("algorithm", &self.algorithm)
             .field("created_at", &self.created_at)
             .field("activates_at", &self.activates_at)
+            .field("kek_id", &self.kek_id)
             .finish_non_exhaustive()
     }
 }
