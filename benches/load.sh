@@ -20,7 +20,7 @@ work="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 addr="127.0.0.1:$port"
 AUTHD_LISTEN="$addr" AUTHD_DATABASE_URL="sqlite://$work/authd.db?mode=rwc" \
-  AUTHD_JWT_SECRET="load-test-secret-0123456789-abcdefghij" AUTHD_LOG_FORMAT=json RUST_LOG="${RUST_LOG:-info}" \
+  AUTHD_JWT_SECRET="load-test-secret-0123456789-abcdefghij" AUTHD_ALLOW_REGISTRATION=true AUTHD_LOG_FORMAT=json RUST_LOG="${RUST_LOG:-info}" \
   target/release/authd serve >"$work/authd.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; rm -rf "$work"' EXIT
