@@ -81,6 +81,16 @@ const SERVED_METHODS: &[&str] = &[
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 ];
 
+/// Calls that succeed by the thousand a second and change nothing: a success is counted in
+/// the metrics and logged only at debug; at info a log line per call would fill an
+/// operator's disk before the CPU is busy. Their refusals are still logged at info.
+const QUIET_ON_SUCCESS: &[&str] = &[
+    "/authd.v1.AuthService/Validate",
+    "/authd.v1.AuthService/GetJwks",
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+];
+
 /// The request path if it names a served method, else `unknown`.
 fn served_method(path: &str) -> &'static str {
     SERVED_METHODS
@@ -136,10 +146,14 @@ where
                 s.record("code", code);
                 s.record("latency_ms", latency.as_secs_f64() * 1000.0);
                 crate::metrics::record_rpc(method, code, latency);
-                tracing::info!(
-                    code_name = ?tonic::Code::from_i32(code),
-                    "rpc finished"
-                );
+                if code == 0 && QUIET_ON_SUCCESS.contains(&method) {
+                    tracing::debug!(code_name = ?tonic::Code::Ok, "rpc finished");
+                } else {
+                    tracing::info!(
+                        code_name = ?tonic::Code::from_i32(code),
+                        "rpc finished"
+                    );
+                }
                 res
             }
             .instrument(span),

@@ -14,6 +14,7 @@ mod docs;
 mod downstream;
 mod grpcurl;
 mod interop;
+mod logs;
 mod refresh;
 mod register;
 mod restart;
