@@ -391,6 +391,20 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics over HTTP on this address (e.g. 0.0.0.0:9090); off when unset.
     #[arg(long, env = "AUTHD_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+
+    /// Serve gRPC over TLS with this certificate chain (PEM, server certificate first).
+    /// Needs AUTHD_TLS_KEY. Read at start-up only: a new certificate needs a restart.
+    #[arg(long, env = "AUTHD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key of AUTHD_TLS_CERT (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "AUTHD_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require every client to present a certificate signed by this CA (PEM): mutual TLS.
+    /// Needs AUTHD_TLS_CERT and AUTHD_TLS_KEY.
+    #[arg(long, env = "AUTHD_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// An IP range, or one address as a range of one.
@@ -550,6 +564,17 @@ impl ServeArgs {
         }
         if self.cleanup_interval.is_zero() {
             return Err(bad("AUTHD_CLEANUP_INTERVAL", "must be more than 0s"));
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return Err(bad("AUTHD_TLS_KEY", "is required with AUTHD_TLS_CERT")),
+            (None, Some(_)) => return Err(bad("AUTHD_TLS_CERT", "is required with AUTHD_TLS_KEY")),
+            (None, None) if self.tls_client_ca.is_some() => {
+                return Err(bad(
+                    "AUTHD_TLS_CLIENT_CA",
+                    "needs AUTHD_TLS_CERT and AUTHD_TLS_KEY (client certificates are checked only over TLS)",
+                ));
+            }
+            _ => {}
         }
         self.hashing.validate()?;
         self.password.validate()?;

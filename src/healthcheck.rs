@@ -2,7 +2,9 @@
 //! answer a person (or Docker) can act on.
 use std::time::Duration;
 
-use tonic::transport::Endpoint;
+use std::path::PathBuf;
+
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -24,14 +26,53 @@ pub enum Unhealthy {
     },
     #[error("health check of {0} failed: {1}")]
     Failed(String, String),
+    #[error("cannot read {0}: {1}")]
+    TlsFile(String, String),
+}
+
+/// TLS settings of the check: the CA that signed the server's certificate and, for a
+/// server that wants client certificates, a certificate and key.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// The client TLS configuration, or None for plain text (no CA given).
+    pub fn client_config(&self) -> Result<Option<ClientTlsConfig>, Unhealthy> {
+        let Some(ca) = &self.ca else {
+            return Ok(None);
+        };
+        let read = |p: &PathBuf| {
+            std::fs::read(p).map_err(|e| Unhealthy::TlsFile(p.display().to_string(), e.to_string()))
+        };
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        Ok(Some(tls))
+    }
 }
 
 /// Ok when `service` at `url` is SERVING.
-pub async fn check(url: &str, service: &str, timeout: Duration) -> Result<(), Unhealthy> {
+/// With a `tls` configuration the call goes over https.
+pub async fn check(
+    url: &str,
+    service: &str,
+    timeout: Duration,
+    tls: Option<ClientTlsConfig>,
+) -> Result<(), Unhealthy> {
     // One clock for the whole exchange (connect, handshake, call), so a silent peer and a
     // slow answer both read as "no answer".
-    let endpoint = Endpoint::from_shared(url.to_owned())
+    let mut endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|e| Unhealthy::BadAddress(url.into(), e.to_string()))?;
+    if let Some(tls) = tls {
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| Unhealthy::BadAddress(url.into(), source_chain(&e)))?;
+    }
     let call = async {
         let channel = endpoint
             .connect()

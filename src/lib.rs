@@ -10,6 +10,7 @@ pub mod password;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub(crate) mod token;
 
 /// The contract of `proto/authd/v1/auth.proto`: the messages and the `AuthServiceClient`

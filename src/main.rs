@@ -43,6 +43,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Keys(cmd)) => cli::keys(cmd).await,
         Some(Command::Healthcheck(args)) => cli::healthcheck(args).await,
+        Some(Command::Tls(cmd)) => cli::tls(cmd),
     }
 }
 

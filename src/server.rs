@@ -5,10 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::path::Path;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tonic::transport::Server;
+
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -44,6 +46,12 @@ pub enum StartError {
     Auth(#[from] crate::auth::AuthError),
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("cannot use {setting} {path}: {reason}")]
+    Tls {
+        setting: &'static str,
+        path: String,
+        reason: String,
+    },
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -55,6 +63,8 @@ pub struct Application {
     auth: Arc<Auth>,
     store: Store,
     settings: ServeArgs,
+    /// Plain text, or TLS set up from the settings (files read and checked at build).
+    server: Server,
 }
 
 impl Application {
@@ -65,6 +75,7 @@ impl Application {
             tracing::warn!("{warning}");
         }
         settings.validate()?;
+        let server = tls_server(&settings)?;
         // Read once; it only ever lives in memory (wiped on drop).
         let key_encryption = settings.key_encryption.load()?.map(Arc::new);
         let store = Store::connect_and_migrate(&settings.db.database_url).await?;
@@ -135,6 +146,7 @@ impl Application {
             auth,
             store,
             settings,
+            server,
         })
     }
 
@@ -187,7 +199,8 @@ impl Application {
                 set_health(&reporter, ServingStatus::NotServing).await;
             }
         };
-        let served = Server::builder()
+        let served = self
+            .server
             .layer(RpcTraceLayer)
             .add_service(health)
             .add_service(reflection_v1)
@@ -207,6 +220,64 @@ impl Application {
         tracing::info!("authd stopped");
         Ok(served?)
     }
+}
+
+/// The gRPC server builder: with TLS (and client certificates) when the settings ask for it.
+/// Every file is read and checked here, so a bad one stops start-up with one line naming it.
+fn tls_server(settings: &ServeArgs) -> Result<Server, StartError> {
+    let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) else {
+        return Ok(Server::builder());
+    };
+    let cert_pem = read_pem(cert, "AUTHD_TLS_CERT", "CERTIFICATE")?;
+    let key_pem = read_pem(key, "AUTHD_TLS_KEY", "PRIVATE KEY")?;
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert_pem, key_pem));
+    if let Some(ca) = &settings.tls_client_ca {
+        let ca_pem = read_pem(ca, "AUTHD_TLS_CLIENT_CA", "CERTIFICATE")?;
+        tls = tls.client_ca_root(Certificate::from_pem(ca_pem));
+    }
+    // rustls parses the files here and checks that the key belongs to the certificate.
+    Server::builder()
+        .tls_config(tls)
+        .map_err(|e| StartError::Tls {
+            setting: "AUTHD_TLS_KEY",
+            path: key.display().to_string(),
+            reason: format!(
+                "does not fit the certificate {} or the files are invalid: {}",
+                cert.display(),
+                error_chain(&e)
+            ),
+        })
+}
+
+/// A PEM file's bytes, refused when unreadable or holding no `-----BEGIN ...{label}-----`.
+fn read_pem(path: &Path, setting: &'static str, label: &str) -> Result<Vec<u8>, StartError> {
+    let fail = |reason: String| StartError::Tls {
+        setting,
+        path: path.display().to_string(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let found = text
+        .lines()
+        .any(|l| l.starts_with("-----BEGIN ") && l.trim_end().ends_with(&format!("{label}-----")));
+    if !found {
+        return Err(fail(format!("no PEM {label} block in it")));
+    }
+    Ok(bytes)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let next = s.to_string();
+        if !msg.contains(&next) {
+            msg = format!("{msg}: {next}");
+        }
+        cur = s.source();
+    }
+    msg
 }
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {

@@ -35,6 +35,24 @@ pub enum Command {
     /// Ask a running authd whether it is SERVING (grpc.health.v1); exit 0 if so, 1 with one
     /// line saying why not. For Docker HEALTHCHECK, compose and Kubernetes exec probes.
     Healthcheck(HealthcheckArgs),
+    /// TLS certificates.
+    #[command(subcommand)]
+    Tls(TlsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TlsCommand {
+    /// Write a fresh CA (ca.pem) and, signed by it, a server certificate (server.pem,
+    /// server.key) and a client certificate (client.pem, client.key) into --out. For tests
+    /// and trials: in production use certificates from your own CA.
+    SelfSigned {
+        /// Directory to write the files to (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// DNS name or IP address of the server certificate; repeat for several.
+        #[arg(long = "name", default_values = ["localhost", "127.0.0.1"])]
+        names: Vec<String>,
+    },
 }
 
 /// Settings of `authd healthcheck`.
@@ -61,6 +79,18 @@ pub struct HealthcheckArgs {
     /// Give up after this long (humantime).
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+
+    /// Connect over TLS (https), trusting this CA certificate (PEM) for the server's.
+    #[arg(long, env = "AUTHD_HEALTHCHECK_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Client certificate (PEM) to present, for a server with AUTHD_TLS_CLIENT_CA.
+    #[arg(long, env = "AUTHD_HEALTHCHECK_TLS_CERT", requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "AUTHD_HEALTHCHECK_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl HealthcheckArgs {
@@ -70,7 +100,7 @@ impl HealthcheckArgs {
             return if a.contains("://") {
                 a.clone()
             } else {
-                format!("http://{a}")
+                format!("{}://{a}", self.scheme())
             };
         }
         let mut addr = self.listen;
@@ -80,7 +110,15 @@ impl HealthcheckArgs {
                 SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
             });
         }
-        format!("http://{addr}")
+        format!("{}://{addr}", self.scheme())
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 }
 

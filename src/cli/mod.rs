@@ -13,7 +13,7 @@ use secrecy::SecretString;
 
 pub mod commands;
 
-use commands::{HealthcheckArgs, KeysCommand, UserCommand};
+use commands::{HealthcheckArgs, KeysCommand, TlsCommand, UserCommand};
 
 pub async fn migrate(db: DatabaseArgs) -> anyhow::Result<ExitCode> {
     let store = Store::connect(&database_url(&db)?)
@@ -221,7 +221,17 @@ fn read_password() -> anyhow::Result<String> {
 
 pub async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<ExitCode> {
     let url = args.url();
-    match authd::healthcheck::check(&url, &args.service, args.timeout).await {
+    let tls = authd::healthcheck::TlsFiles {
+        ca: args.tls_ca.clone(),
+        cert: args.tls_cert.clone(),
+        key: args.tls_key.clone(),
+    }
+    .client_config();
+    let result = match tls {
+        Ok(tls) => authd::healthcheck::check(&url, &args.service, args.timeout, tls).await,
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(()) => {
             println!("{url}: SERVING");
             Ok(ExitCode::SUCCESS)
@@ -231,4 +241,19 @@ pub async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+pub fn tls(cmd: TlsCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TlsCommand::SelfSigned { out, names } => {
+            let files = authd::tls::self_signed(&names)?;
+            files.write(&out)?;
+            println!(
+                "wrote ca.pem, server.pem, server.key (for {}), client.pem and client.key to {}",
+                names.join(", "),
+                out.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -13,7 +13,7 @@ use sea_orm::{ConnectionTrait, Database};
 use secrecy::SecretString;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
@@ -107,6 +107,27 @@ pub struct TestApp {
 }
 
 pub async fn spawn(settings: ServeArgs) -> TestApp {
+    spawn_with(settings, None).await
+}
+
+/// As `spawn`, for a server with TLS settings: its client connects over https with `tls`.
+pub async fn spawn_tls(settings: ServeArgs, tls: ClientTlsConfig) -> TestApp {
+    spawn_with(settings, Some(tls)).await
+}
+
+/// A client of the server at `addr` over TLS (the server certificate names `localhost`).
+pub async fn tls_client(
+    addr: SocketAddr,
+    tls: ClientTlsConfig,
+) -> Result<AuthServiceClient<Channel>, tonic::transport::Error> {
+    let channel = Endpoint::from_shared(format!("https://localhost:{}", addr.port()))?
+        .tls_config(tls)?
+        .connect()
+        .await?;
+    Ok(AuthServiceClient::new(channel))
+}
+
+async fn spawn_with(settings: ServeArgs, tls: Option<ClientTlsConfig>) -> TestApp {
     let app = Application::build(settings).await.unwrap();
     let addr = app.local_addr();
     let (tx, rx) = oneshot::channel::<()>();
@@ -118,9 +139,12 @@ pub async fn spawn(settings: ServeArgs) -> TestApp {
         .unwrap();
     });
     // The listener is bound before `build` returns: connecting needs no wait.
-    let client = AuthServiceClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
+    let client = match tls {
+        Some(tls) => tls_client(addr, tls).await.unwrap(),
+        None => AuthServiceClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap(),
+    };
     TestApp {
         addr,
         client,

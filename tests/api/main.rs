@@ -22,5 +22,6 @@ mod sealed_keys;
 mod secrets;
 mod shutdown;
 mod throttle;
+mod tls;
 mod validate;
 mod validate_layer;

@@ -1,0 +1,271 @@
+//! TLS and mutual TLS on the gRPC port, with certificates from `authd tls self-signed`.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use authd::config::ServeArgs;
+use authd::proto::RegisterRequest;
+use authd::proto::auth_service_client::AuthServiceClient;
+use authd::server::Application;
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+
+use crate::helpers::*;
+
+/// `authd tls self-signed --out <tempdir>`, run as a user would.
+fn self_signed() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(AUTHD_BIN)
+        .env_clear()
+        .args(["tls", "self-signed", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    #[cfg(unix)]
+    for key in ["server.key", "client.key"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(key))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{key}");
+    }
+    dir
+}
+
+fn read(dir: &Path, file: &str) -> Vec<u8> {
+    std::fs::read(dir.join(file)).unwrap()
+}
+
+fn tls_settings(db: &TestDb, certs: &Path, client_ca: bool) -> ServeArgs {
+    let mut s = settings(db);
+    s.tls_cert = Some(certs.join("server.pem"));
+    s.tls_key = Some(certs.join("server.key"));
+    if client_ca {
+        s.tls_client_ca = Some(certs.join("ca.pem"));
+    }
+    s
+}
+
+/// Trusts the CA in `certs`; presents the client certificate of `identity` if given.
+fn client_tls(certs: &Path, identity: Option<&Path>) -> ClientTlsConfig {
+    let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(certs, "ca.pem")));
+    match identity {
+        Some(dir) => tls.identity(Identity::from_pem(
+            read(dir, "client.pem"),
+            read(dir, "client.key"),
+        )),
+        None => tls,
+    }
+}
+
+/// Register: the first call of a client, which fails if the handshake was refused.
+async fn register(
+    client: Result<AuthServiceClient<tonic::transport::Channel>, tonic::transport::Error>,
+    username: &str,
+) -> Result<(), String> {
+    let mut client = client.map_err(|e| format!("connect: {e:?}"))?;
+    client
+        .register(RegisterRequest {
+            username: username.into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .map(|_| ())
+        .map_err(|s| format!("register: {s:?}"))
+}
+
+fn healthcheck(addr: std::net::SocketAddr, args: &[&str]) -> (bool, String) {
+    let out = Command::new(AUTHD_BIN)
+        .env_clear()
+        .args([
+            "healthcheck",
+            "--addr",
+            &format!("localhost:{}", addr.port()),
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_serves_the_api_and_refuses_plain_text() {
+    let certs = self_signed();
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
+    let app = spawn_tls(
+        tls_settings(&db, certs.path(), false),
+        client_tls(certs.path(), None),
+    )
+    .await;
+
+    app.register("alice", PASSWORD).await.unwrap();
+    let pair = app.issue("alice", PASSWORD).await.unwrap();
+    let claims = app.validate(&pair.access_token, "").await.unwrap();
+    assert_eq!(claims.username, "alice");
+
+    let plain = AuthServiceClient::connect(format!("http://{}", app.addr)).await;
+    assert!(
+        register(plain, "bob").await.is_err(),
+        "plain text on the TLS port"
+    );
+
+    let ca = certs.path().join("ca.pem");
+    let addr = app.addr;
+    let ca_arg = ca.to_str().unwrap().to_owned();
+    let (ok, out) = tokio::task::spawn_blocking(move || healthcheck(addr, &["--tls-ca", &ca_arg]))
+        .await
+        .unwrap();
+    assert!(ok && out.contains("SERVING"), "{out}");
+    assert!(out.starts_with("https://"), "{out}");
+    let (ok, out) = tokio::task::spawn_blocking(move || healthcheck(addr, &[]))
+        .await
+        .unwrap();
+    assert!(!ok, "plain-text healthcheck of a TLS port: {out}");
+
+    if have_grpcurl() {
+        let target = format!("localhost:{}", app.addr.port());
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("grpcurl")
+                .arg("-cacert")
+                .arg(&ca)
+                .args([target.as_str(), "list"])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let list = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(list.contains("authd.v1.AuthService"), "{list}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_needs_a_client_certificate_from_the_ca() {
+    let certs = self_signed();
+    let other = self_signed();
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
+    let app = spawn_tls(
+        tls_settings(&db, certs.path(), true),
+        client_tls(certs.path(), Some(certs.path())),
+    )
+    .await;
+    app.register("alice", PASSWORD).await.unwrap();
+
+    let anonymous = tls_client(app.addr, client_tls(certs.path(), None)).await;
+    assert!(
+        register(anonymous, "bob").await.is_err(),
+        "no client certificate"
+    );
+    let stranger = tls_client(app.addr, client_tls(certs.path(), Some(other.path()))).await;
+    assert!(
+        register(stranger, "carol").await.is_err(),
+        "a client certificate from another CA"
+    );
+
+    // Still serving, to a fresh connection with the right certificate.
+    let good = tls_client(app.addr, client_tls(certs.path(), Some(certs.path()))).await;
+    register(good, "dave").await.unwrap();
+    let pair = app.issue("dave", PASSWORD).await.unwrap();
+    app.validate(&pair.access_token, "").await.unwrap();
+
+    let addr = app.addr;
+    let dir = certs.path().to_owned();
+    let (ok, out) = tokio::task::spawn_blocking(move || {
+        let arg = |f: &str| dir.join(f).to_str().unwrap().to_owned();
+        let args = [
+            "--tls-ca".to_owned(),
+            arg("ca.pem"),
+            "--tls-cert".to_owned(),
+            arg("client.pem"),
+            "--tls-key".to_owned(),
+            arg("client.key"),
+        ];
+        healthcheck(addr, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap();
+    assert!(ok && out.contains("SERVING"), "{out}");
+
+    if have_grpcurl() {
+        let target = format!("localhost:{}", app.addr.port());
+        let dir = certs.path().to_owned();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("grpcurl")
+                .arg("-cacert")
+                .arg(dir.join("ca.pem"))
+                .arg("-cert")
+                .arg(dir.join("client.pem"))
+                .arg("-key")
+                .arg(dir.join("client.key"))
+                .args([target.as_str(), "list"])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    app.stop().await;
+}
+
+async fn start_error(settings: ServeArgs) -> String {
+    match Application::build(settings).await {
+        Ok(_) => panic!("started with bad TLS settings"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tls_files_stop_start_up_naming_the_file() {
+    let certs = self_signed();
+    let other = self_signed();
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
+    let missing: PathBuf = certs.path().join("nope.pem");
+    let mut s = tls_settings(&db, certs.path(), false);
+    s.tls_cert = Some(missing.clone());
+    let e = start_error(s).await;
+    assert!(e.contains(missing.to_str().unwrap()), "{e}");
+
+    let mut s = tls_settings(&db, certs.path(), false);
+    s.tls_key = Some(other.path().join("server.key"));
+    let e = start_error(s).await;
+    assert!(e.contains("AUTHD_TLS_KEY"), "{e}");
+    assert!(e.contains(other.path().to_str().unwrap()), "{e}");
+
+    let mut s = tls_settings(&db, certs.path(), true);
+    s.tls_client_ca = Some(certs.path().join("server.key"));
+    let e = start_error(s).await;
+    assert!(e.contains("AUTHD_TLS_CLIENT_CA"), "{e}");
+
+    let mut s = settings(&db);
+    s.tls_cert = Some(certs.path().join("server.pem"));
+    let e = start_error(s).await;
+    assert!(e.contains("AUTHD_TLS_KEY"), "{e}");
+}
