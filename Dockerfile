@@ -19,11 +19,13 @@ COPY --from=planner /src/recipe.json recipe.json
 RUN cargo chef cook --release --locked --recipe-path recipe.json
 COPY . .
 RUN cargo build --release --locked -p authd -p downstream \
-    && mkdir -p /data
+    && mkdir -p /data /certs
 
 # distroless "nonroot" is uid/gid 65532.
 FROM gcr.io/distroless/cc-debian12:nonroot AS downstream
 COPY --from=builder /src/target/release/downstream /usr/local/bin/downstream
+# Where compose mounts the certificates volume (to trust authd's CA).
+COPY --from=builder --chown=65532:65532 /certs /certs
 ENV DOWNSTREAM_LISTEN=0.0.0.0:50061
 EXPOSE 50061
 USER 65532:65532
@@ -32,6 +34,9 @@ ENTRYPOINT ["/usr/local/bin/downstream"]
 FROM gcr.io/distroless/cc-debian12:nonroot AS authd
 COPY --from=builder /src/target/release/authd /usr/local/bin/authd
 COPY --from=builder --chown=65532:65532 /data /data
+# Owned by the runtime user, so a named volume mounted here starts writable for
+# `authd tls self-signed --out /certs`.
+COPY --from=builder --chown=65532:65532 /certs /certs
 # SQLite in the volume by default; docker-compose.yml points it at PostgreSQL instead.
 ENV AUTHD_LISTEN=0.0.0.0:50051 \
     AUTHD_DATABASE_URL=sqlite:///data/authd.db?mode=rwc \
@@ -39,6 +44,8 @@ ENV AUTHD_LISTEN=0.0.0.0:50051 \
 VOLUME ["/data"]
 EXPOSE 50051
 USER 65532:65532
+# Over TLS when AUTHD_HEALTHCHECK_TLS_CA (and _CERT/_KEY for mutual TLS) name the files, as
+# docker-compose.yml does.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \
     CMD ["/usr/local/bin/authd", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/authd"]

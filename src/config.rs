@@ -393,7 +393,8 @@ pub struct ServeArgs {
     pub metrics_listen: Option<SocketAddr>,
 
     /// Serve gRPC over TLS with this certificate chain (PEM, server certificate first).
-    /// Needs AUTHD_TLS_KEY. Read at start-up only: a new certificate needs a restart.
+    /// Needs AUTHD_TLS_KEY. Re-read when the files change (checked every
+    /// AUTHD_TLS_RELOAD_INTERVAL) or on SIGHUP; a bad new pair is logged and the old one kept.
     #[arg(long, env = "AUTHD_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
 
@@ -405,6 +406,11 @@ pub struct ServeArgs {
     /// Needs AUTHD_TLS_CERT and AUTHD_TLS_KEY.
     #[arg(long, env = "AUTHD_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
+
+    /// How often AUTHD_TLS_CERT and AUTHD_TLS_KEY are checked for a new pair (SIGHUP checks
+    /// at once): the longest a rotated certificate takes to be served.
+    #[arg(long, env = "AUTHD_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub tls_reload_interval: Duration,
 }
 
 /// An IP range, or one address as a range of one.
@@ -564,6 +570,9 @@ impl ServeArgs {
         }
         if self.cleanup_interval.is_zero() {
             return Err(bad("AUTHD_CLEANUP_INTERVAL", "must be more than 0s"));
+        }
+        if self.tls_reload_interval.is_zero() {
+            return Err(bad("AUTHD_TLS_RELOAD_INTERVAL", "must be more than 0s"));
         }
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), None) => return Err(bad("AUTHD_TLS_KEY", "is required with AUTHD_TLS_CERT")),

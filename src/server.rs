@@ -5,12 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::path::Path;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -21,6 +20,7 @@ use crate::password::PasswordError;
 use crate::proto::auth_service_server::AuthServiceServer;
 use crate::store::{Store, StoreError};
 use crate::telemetry::RpcTraceLayer;
+use crate::tls::{ServerTls, TlsFileError};
 use crate::token::{KeyError, KeySource, TokenSettings, Tokens};
 
 /// Largest request message accepted; a larger one is refused before it is decoded.
@@ -46,12 +46,8 @@ pub enum StartError {
     Auth(#[from] crate::auth::AuthError),
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
-    #[error("cannot use {setting} {path}: {reason}")]
-    Tls {
-        setting: &'static str,
-        path: String,
-        reason: String,
-    },
+    #[error(transparent)]
+    Tls(#[from] TlsFileError),
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -63,8 +59,8 @@ pub struct Application {
     auth: Arc<Auth>,
     store: Store,
     settings: ServeArgs,
-    /// Plain text, or TLS set up from the settings (files read and checked at build).
-    server: Server,
+    /// TLS set up from the settings (files read and checked at build); plain text if none.
+    tls: Option<Arc<ServerTls>>,
 }
 
 impl Application {
@@ -75,7 +71,14 @@ impl Application {
             tracing::warn!("{warning}");
         }
         settings.validate()?;
-        let server = tls_server(&settings)?;
+        let tls = match (&settings.tls_cert, &settings.tls_key) {
+            (Some(cert), Some(key)) => Some(Arc::new(ServerTls::load(
+                cert,
+                key,
+                settings.tls_client_ca.as_deref(),
+            )?)),
+            _ => None,
+        };
         // Read once; it only ever lives in memory (wiped on drop).
         let key_encryption = settings.key_encryption.load()?.map(Arc::new);
         let store = Store::connect_and_migrate(&settings.db.database_url).await?;
@@ -146,7 +149,7 @@ impl Application {
             auth,
             store,
             settings,
-            server,
+            tls,
         })
     }
 
@@ -176,7 +179,7 @@ impl Application {
         .max_decoding_message_size(MAX_REQUEST_BYTES);
 
         set_health(&reporter, ServingStatus::Serving).await;
-        let tasks = [
+        let mut tasks = vec![
             spawn_revocation_reload(
                 self.auth.clone(),
                 reporter.clone(),
@@ -189,7 +192,13 @@ impl Application {
                 self.settings.cleanup_retention,
             ),
         ];
-        tracing::info!(addr = %self.addr, "authd serving gRPC");
+        if let Some(tls) = &self.tls {
+            tasks.push(spawn_tls_reload(
+                tls.clone(),
+                self.settings.tls_reload_interval,
+            ));
+        }
+        tracing::info!(addr = %self.addr, tls = self.tls.is_some(), "authd serving gRPC");
 
         let signal = {
             let reporter = reporter.clone();
@@ -199,18 +208,27 @@ impl Application {
                 set_health(&reporter, ServingStatus::NotServing).await;
             }
         };
-        let served = self
-            .server
+        let router = Server::builder()
             .layer(RpcTraceLayer)
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(api)
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                signal,
-            )
-            .await;
+            .add_service(api);
+        let served = match &self.tls {
+            Some(tls) => {
+                router
+                    .serve_with_incoming_shutdown(tls.incoming(self.listener), signal)
+                    .await
+            }
+            None => {
+                router
+                    .serve_with_incoming_shutdown(
+                        TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                        signal,
+                    )
+                    .await
+            }
+        };
         for t in tasks {
             t.abort();
         }
@@ -220,64 +238,6 @@ impl Application {
         tracing::info!("authd stopped");
         Ok(served?)
     }
-}
-
-/// The gRPC server builder: with TLS (and client certificates) when the settings ask for it.
-/// Every file is read and checked here, so a bad one stops start-up with one line naming it.
-fn tls_server(settings: &ServeArgs) -> Result<Server, StartError> {
-    let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) else {
-        return Ok(Server::builder());
-    };
-    let cert_pem = read_pem(cert, "AUTHD_TLS_CERT", "CERTIFICATE")?;
-    let key_pem = read_pem(key, "AUTHD_TLS_KEY", "PRIVATE KEY")?;
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert_pem, key_pem));
-    if let Some(ca) = &settings.tls_client_ca {
-        let ca_pem = read_pem(ca, "AUTHD_TLS_CLIENT_CA", "CERTIFICATE")?;
-        tls = tls.client_ca_root(Certificate::from_pem(ca_pem));
-    }
-    // rustls parses the files here and checks that the key belongs to the certificate.
-    Server::builder()
-        .tls_config(tls)
-        .map_err(|e| StartError::Tls {
-            setting: "AUTHD_TLS_KEY",
-            path: key.display().to_string(),
-            reason: format!(
-                "does not fit the certificate {} or the files are invalid: {}",
-                cert.display(),
-                error_chain(&e)
-            ),
-        })
-}
-
-/// A PEM file's bytes, refused when unreadable or holding no `-----BEGIN ...{label}-----`.
-fn read_pem(path: &Path, setting: &'static str, label: &str) -> Result<Vec<u8>, StartError> {
-    let fail = |reason: String| StartError::Tls {
-        setting,
-        path: path.display().to_string(),
-        reason,
-    };
-    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
-    let text = String::from_utf8_lossy(&bytes);
-    let found = text
-        .lines()
-        .any(|l| l.starts_with("-----BEGIN ") && l.trim_end().ends_with(&format!("{label}-----")));
-    if !found {
-        return Err(fail(format!("no PEM {label} block in it")));
-    }
-    Ok(bytes)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let next = s.to_string();
-        if !msg.contains(&next) {
-            msg = format!("{msg}: {next}");
-        }
-        cur = s.source();
-    }
-    msg
 }
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
@@ -340,6 +300,43 @@ fn spawn_key_reload(auth: Arc<Auth>, every: Duration) -> JoinHandle<()> {
                     failing = true;
                 }
                 Err(_) => {}
+            }
+        }
+    })
+}
+
+/// Serves a rotated certificate without a restart: the files are checked every `every`,
+/// and at once on SIGHUP. A bad new pair is logged and the current one kept.
+fn spawn_tls_reload(tls: Arc<ServerTls>, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        #[cfg(unix)]
+        let mut hangup =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        loop {
+            #[cfg(unix)]
+            {
+                let hup = async {
+                    match hangup.as_mut() {
+                        Some(h) => h.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = hup => tracing::info!("SIGHUP: checking the TLS certificate"),
+                }
+            }
+            #[cfg(not(unix))]
+            tick.tick().await;
+            match tls.reload() {
+                Ok(true) => {
+                    tracing::info!(cert = %tls.cert_path().display(), "serving a new TLS certificate")
+                }
+                Ok(false) => {}
+                Err(e) => tracing::error!("{e}: keeping the current TLS certificate"),
             }
         }
     })

@@ -14,7 +14,9 @@
 //!   per [`JwksOptions::min_refetch_interval`], so garbage kids cannot hammer authd);
 //! - [`AuthInterceptor`]: synchronous, verifies against the key set in force;
 //! - [`AuthLayer`]: a tower layer that can wait for a refetch, or ask authd's `Validate`
-//!   for services that must see revoked sessions at once.
+//!   for services that must see revoked sessions at once;
+//! - [`authd_channel`]: the channel to authd those two talk over, in plain text or over TLS
+//!   ([`TlsOptions`]: the CA to trust and, for mutual TLS, a client certificate).
 //!
 //! Both put the token's [`Claims`] in the request extensions and refuse everything else
 //! with `UNAUTHENTICATED` and a `google.rpc.ErrorInfo` detail (domain `authd`) naming the
@@ -81,6 +83,32 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! When authd serves TLS (`AUTHD_TLS_CERT`, `AUTHD_TLS_KEY`), trust the CA that signed its
+//! certificate and use an `https://` URL naming a host the certificate names; when it also
+//! requires client certificates (`AUTHD_TLS_CLIENT_CA`), present one signed by that CA.
+//! The channel connects lazily; a refused handshake is the first call's error.
+//!
+//! ```no_run
+//! use std::path::Path;
+//!
+//! use authd_client::{AuthLayer, JwksOptions, KeySource, TlsOptions, authd_channel};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // The files `authd tls self-signed --out certs` writes.
+//! let tls = TlsOptions::from_files(
+//!     Path::new("certs/ca.pem"),
+//!     Some((Path::new("certs/client.pem"), Path::new("certs/client.key"))),
+//! )?;
+//! let authd = authd_channel("https://localhost:50051", Some(&tls))?;
+//! let keys = KeySource::connect_jwks(authd.clone(), JwksOptions::new("authd", "authd")).await?;
+//! let strict = AuthLayer::validate_with_authd(authd, "authd");
+//! // An http:// URL with TLS options, or an https:// one without, is a ConnectError.
+//! assert!(authd_channel("http://localhost:50051", Some(&tls)).is_err());
+//! # let _ = (keys, strict);
+//! # Ok(())
+//! # }
+//! ```
 #![warn(missing_docs)]
 
 mod claims;
@@ -88,6 +116,8 @@ mod jwks;
 pub mod reason;
 mod verifier;
 
+#[cfg(feature = "grpc")]
+mod connect;
 #[cfg(feature = "grpc")]
 mod interceptor;
 #[cfg(feature = "grpc")]
@@ -105,6 +135,8 @@ pub use claims::Claims;
 pub use jwks::{JwksError, parse_jwks};
 pub use verifier::{LEEWAY_SECS, TOKEN_TYPE, VerificationKey, Verifier, VerifyError, token_kid};
 
+#[cfg(feature = "grpc")]
+pub use connect::{ConnectError, TlsFileError, TlsOptions, TlsPart, authd_channel, authd_endpoint};
 #[cfg(feature = "grpc")]
 pub use interceptor::AuthInterceptor;
 #[cfg(feature = "grpc")]

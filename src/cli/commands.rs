@@ -52,6 +52,10 @@ pub enum TlsCommand {
         /// DNS name or IP address of the server certificate; repeat for several.
         #[arg(long = "name", default_values = ["localhost", "127.0.0.1"])]
         names: Vec<String>,
+        /// If --out already holds all five files, keep them and exit successfully (for a
+        /// container's first start); without it they are replaced.
+        #[arg(long)]
+        keep_existing: bool,
     },
 }
 

@@ -245,7 +245,15 @@ pub async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<ExitCode> {
 
 pub fn tls(cmd: TlsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        TlsCommand::SelfSigned { out, names } => {
+        TlsCommand::SelfSigned {
+            out,
+            names,
+            keep_existing,
+        } => {
+            if keep_existing && authd::tls::existing_set(&out)? {
+                println!("kept the certificates already in {}", out.display());
+                return Ok(ExitCode::SUCCESS);
+            }
             let files = authd::tls::self_signed(&names)?;
             files.write(&out)?;
             println!(

@@ -17,13 +17,14 @@ use tonic::Code;
 
 use crate::helpers::*;
 
-struct Downstream {
-    client: GreeterClient<tonic::transport::Channel>,
+/// The example on 127.0.0.1:0 (also used by tests/api/tls.rs).
+pub(crate) struct Downstream {
+    pub(crate) client: GreeterClient<tonic::transport::Channel>,
     stop: oneshot::Sender<()>,
     handle: tokio::task::JoinHandle<()>,
 }
 
-async fn spawn_downstream(config: Config) -> Downstream {
+pub(crate) async fn spawn_downstream(config: Config) -> Downstream {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, rx) = oneshot::channel::<()>();
@@ -45,7 +46,7 @@ async fn spawn_downstream(config: Config) -> Downstream {
 }
 
 impl Downstream {
-    async fn hello(&self, token: &str) -> Result<String, tonic::Status> {
+    pub(crate) async fn hello(&self, token: &str) -> Result<String, tonic::Status> {
         let mut req = tonic::Request::new(HelloRequest {
             topic: String::new(),
         });
@@ -58,14 +59,14 @@ impl Downstream {
             .map(|r| r.into_inner().username)
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let _ = self.stop.send(());
         self.handle.await.unwrap();
     }
 }
 
 #[track_caller]
-fn refused(r: Result<String, tonic::Status>, why: &str) {
+pub(crate) fn refused(r: Result<String, tonic::Status>, why: &str) {
     let s = r.expect_err("expected a refusal");
     assert_eq!(s.code(), Code::Unauthenticated, "{s:?}");
     assert_eq!(rejection_reason(&s).as_deref(), Some(why), "{s:?}");

@@ -8,6 +8,7 @@ mod helpers;
 
 mod abuse;
 mod cli;
+mod compose;
 mod container;
 mod deploy;
 mod docs;
@@ -23,5 +24,6 @@ mod secrets;
 mod shutdown;
 mod throttle;
 mod tls;
+mod tls_rotation;
 mod validate;
 mod validate_layer;

@@ -28,16 +28,17 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use authd_client::{
-    AuthInterceptor, AuthLayer, Claims, JwksOptions, KeySource, KeySourceError, Verifier,
-    VerifyError,
+    AuthInterceptor, AuthLayer, Claims, ConnectError, JwksOptions, KeySource, KeySourceError,
+    TlsOptions, TlsPart, Verifier, VerifyError,
 };
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Channel, Endpoint, Server};
+use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status};
 use tower_layer::Layer as _;
 
@@ -64,7 +65,12 @@ pub enum Keys {
     /// authd's HS256 shared secret (`AUTHD_JWT_SECRET`).
     SharedSecret(SecretString),
     /// authd itself (`AUTHD_URL`): its `GetJwks`, or its `Validate` with [`Guard::Validate`].
-    Authd { url: String },
+    /// With `tls` (`AUTHD_TLS_CA`, and `AUTHD_TLS_CLIENT_CERT` / `AUTHD_TLS_CLIENT_KEY` for
+    /// mutual TLS) the URL is `https://`.
+    Authd {
+        url: String,
+        tls: Option<TlsOptions>,
+    },
 }
 
 /// How a call's token is checked.
@@ -138,7 +144,19 @@ impl Config {
 
     /// Verify with authd's published keys (`GetJwks` at `url`), through the interceptor.
     pub fn with_authd(url: impl Into<String>) -> Self {
-        Self::defaults(Keys::Authd { url: url.into() })
+        Self::defaults(Keys::Authd {
+            url: url.into(),
+            tls: None,
+        })
+    }
+
+    /// [`Config::with_authd`] over TLS: `url` is `https://`, `tls` holds the CA that signed
+    /// authd's certificate (and a client certificate if authd requires one).
+    pub fn with_authd_tls(url: impl Into<String>, tls: TlsOptions) -> Self {
+        Self::defaults(Keys::Authd {
+            url: url.into(),
+            tls: Some(tls),
+        })
     }
 
     /// Read the settings from the environment (see [`Config::from_vars`]).
@@ -146,15 +164,37 @@ impl Config {
         Self::from_vars(|name| std::env::var(name).ok())
     }
 
-    /// Read the settings through `var`: `DOWNSTREAM_LISTEN` (default 127.0.0.1:50061),
-    /// exactly one of `AUTHD_JWT_SECRET` and `AUTHD_URL`, `AUTHD_ISSUER` and
-    /// `AUTHD_AUDIENCE` (default `authd`), `DOWNSTREAM_GUARD` (`interceptor`, `layer` or
-    /// `validate`; default `interceptor`).
+    /// Read the settings through `var`:
+    /// - `DOWNSTREAM_LISTEN` (default 127.0.0.1:50061);
+    /// - exactly one of `AUTHD_JWT_SECRET` and `AUTHD_URL` (`http://host:port`, or
+    ///   `https://host:port` with `AUTHD_TLS_CA`);
+    /// - `AUTHD_TLS_CA`: the CA certificate (PEM file) that signed authd's certificate, for
+    ///   TLS to `AUTHD_URL`; `AUTHD_TLS_CLIENT_CERT` and `AUTHD_TLS_CLIENT_KEY` (PEM files,
+    ///   both or neither): the client certificate presented to an authd that requires one
+    ///   (its `AUTHD_TLS_CLIENT_CA`). The files are read here: an unreadable one, or a URL
+    ///   whose scheme does not match, is an error naming the setting;
+    /// - `AUTHD_ISSUER` and `AUTHD_AUDIENCE` (default `authd`);
+    /// - `DOWNSTREAM_GUARD` (`interceptor`, `layer` or `validate`; default `interceptor`).
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let var = |name| var(name).filter(|v| !v.trim().is_empty());
+        let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let tls = tls_from_vars(&var)?;
         let keys = match (var("AUTHD_JWT_SECRET"), var("AUTHD_URL")) {
+            (Some(_), None) if tls.is_some() => {
+                return Err(ConfigError {
+                    setting: "AUTHD_TLS_CA",
+                    reason: "TLS is for talking to authd: it needs AUTHD_URL, not \
+                             AUTHD_JWT_SECRET"
+                        .into(),
+                });
+            }
             (Some(secret), None) => Keys::SharedSecret(SecretString::from(secret)),
-            (None, Some(url)) => Keys::Authd { url },
+            (None, Some(url)) => {
+                // The same checks as at start, now: the scheme must match the TLS settings
+                // and the certificates must be usable.
+                authd_client::authd_endpoint(&url, tls.as_ref())
+                    .map_err(|e| connect_config_error(e, tls.as_ref()))?;
+                Keys::Authd { url, tls }
+            }
             (Some(_), Some(_)) => {
                 return Err(ConfigError {
                     setting: "AUTHD_JWT_SECRET / AUTHD_URL",
@@ -234,13 +274,73 @@ impl Greeter for Hello {
     }
 }
 
-fn authd_channel(url: &str) -> Result<Channel, ConfigError> {
-    Endpoint::from_shared(url.to_owned())
-        .map(|e| e.connect_lazy())
+/// The TLS settings for authd: `AUTHD_TLS_CA`, and the client certificate and key (both or
+/// neither) that need it. Their files are read here.
+fn tls_from_vars(var: &impl Fn(&str) -> Option<String>) -> Result<Option<TlsOptions>, ConfigError> {
+    let identity = match (var("AUTHD_TLS_CLIENT_CERT"), var("AUTHD_TLS_CLIENT_KEY")) {
+        (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ConfigError {
+                setting: "AUTHD_TLS_CLIENT_KEY",
+                reason: "AUTHD_TLS_CLIENT_CERT is set: give its private key too".into(),
+            });
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError {
+                setting: "AUTHD_TLS_CLIENT_CERT",
+                reason: "AUTHD_TLS_CLIENT_KEY is set: give its certificate too".into(),
+            });
+        }
+    };
+    let Some(ca) = var("AUTHD_TLS_CA").map(PathBuf::from) else {
+        if identity.is_some() {
+            return Err(ConfigError {
+                setting: "AUTHD_TLS_CA",
+                reason: "a client certificate is for TLS: give the CA certificate that signed \
+                         authd's certificate too"
+                    .into(),
+            });
+        }
+        return Ok(None);
+    };
+    let identity = identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+    TlsOptions::from_files(&ca, identity)
+        .map(Some)
         .map_err(|e| ConfigError {
-            setting: "AUTHD_URL",
-            reason: format!("{url:?}: {e}"),
+            setting: tls_setting(e.part),
+            reason: format!("{}: {}", e.path.display(), e.source),
         })
+}
+
+fn tls_setting(part: TlsPart) -> &'static str {
+    match part {
+        TlsPart::CaCert => "AUTHD_TLS_CA",
+        TlsPart::ClientCert => "AUTHD_TLS_CLIENT_CERT",
+        TlsPart::ClientKey => "AUTHD_TLS_CLIENT_KEY",
+    }
+}
+
+/// Which setting a refused URL or TLS combination is about.
+fn connect_config_error(e: ConnectError, tls: Option<&TlsOptions>) -> ConfigError {
+    let setting = match &e {
+        ConnectError::HttpsWithoutTls { .. } => "AUTHD_TLS_CA",
+        ConnectError::NotPem { part } => tls_setting(*part),
+        ConnectError::Tls(_) if tls.is_some_and(TlsOptions::has_identity) => {
+            "AUTHD_TLS_CLIENT_CERT / AUTHD_TLS_CLIENT_KEY"
+        }
+        ConnectError::Tls(_) => "AUTHD_TLS_CA",
+        // BadUrl, TlsWithoutHttps, and whatever a later authd-client adds.
+        _ => "AUTHD_URL",
+    };
+    ConfigError {
+        setting,
+        reason: e.to_string(),
+    }
+}
+
+fn authd_channel(url: &str, tls: Option<&TlsOptions>) -> Result<Channel, ConfigError> {
+    authd_client::authd_channel(url, tls).map_err(|e| connect_config_error(e, tls))
 }
 
 /// Serve Greeter (guarded), health and reflection on `listener` until `shutdown`
@@ -277,8 +377,9 @@ pub async fn serve(
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
 
     let (keys, _refresh) = match (&config.keys, config.guard) {
-        (Keys::Authd { url }, Guard::Validate) => {
-            let layer = AuthLayer::validate_with_authd(authd_channel(url)?, &config.audience);
+        (Keys::Authd { url, tls }, Guard::Validate) => {
+            let channel = authd_channel(url, tls.as_ref())?;
+            let layer = AuthLayer::validate_with_authd(channel, &config.audience);
             tracing::info!(authd = %url, "checking every call with authd's Validate");
             return Ok(router
                 .add_service(layer.layer(GreeterServer::new(Hello)))
@@ -294,11 +395,11 @@ pub async fn serve(
             .map_err(ServeError::Secret)?;
             (KeySource::fixed(verifier), None)
         }
-        (Keys::Authd { url }, _) => {
+        (Keys::Authd { url, tls }, _) => {
             let mut options = JwksOptions::new(&config.issuer, &config.audience);
             options.min_refetch_interval = config.jwks_min_refetch;
             options.refresh_interval = config.jwks_refresh;
-            let keys = KeySource::connect_jwks(authd_channel(url)?, options).await?;
+            let keys = KeySource::connect_jwks(authd_channel(url, tls.as_ref())?, options).await?;
             tracing::info!(authd = %url, keys = keys.verifier().keys().len(), "fetched authd's keys");
             let refresh = keys.spawn_refresh();
             (keys, Some(refresh))

@@ -382,7 +382,75 @@ fn configuration_from_the_environment() {
             vec![("AUTHD_URL", "http://a"), ("DOWNSTREAM_LISTEN", "nowhere")],
             "DOWNSTREAM_LISTEN",
         ),
+        (vec![("AUTHD_URL", "not a url")], "AUTHD_URL"),
     ] {
         assert_eq!(from(&vars).unwrap_err().setting, setting, "{vars:?}");
+    }
+}
+
+/// The TLS settings' combinations and files are checked at start, each error naming its
+/// setting. (Working certificates: tests/api/tls.rs, against a real authd.)
+#[test]
+fn tls_settings_from_the_environment() {
+    let from = |vars: &[(&str, &str)]| {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_vars(|name| vars.get(name).cloned())
+    };
+    let missing = "/nonexistent/authd-ca.pem";
+    let not_pem = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    for (vars, setting, says) in [
+        (
+            vec![("AUTHD_URL", "https://authd:50051")],
+            "AUTHD_TLS_CA",
+            "https://",
+        ),
+        (
+            vec![
+                ("AUTHD_URL", "https://authd:50051"),
+                ("AUTHD_TLS_CA", missing),
+            ],
+            "AUTHD_TLS_CA",
+            missing,
+        ),
+        (
+            vec![
+                ("AUTHD_URL", "https://authd:50051"),
+                ("AUTHD_TLS_CA", not_pem),
+            ],
+            "AUTHD_TLS_CA",
+            "no PEM CERTIFICATE block",
+        ),
+        (
+            vec![
+                ("AUTHD_URL", "https://authd:50051"),
+                ("AUTHD_TLS_CLIENT_CERT", "client.pem"),
+            ],
+            "AUTHD_TLS_CLIENT_KEY",
+            "AUTHD_TLS_CLIENT_CERT",
+        ),
+        (
+            vec![
+                ("AUTHD_URL", "https://authd:50051"),
+                ("AUTHD_TLS_CLIENT_KEY", "client.key"),
+            ],
+            "AUTHD_TLS_CLIENT_CERT",
+            "AUTHD_TLS_CLIENT_KEY",
+        ),
+        (
+            vec![
+                ("AUTHD_URL", "https://authd:50051"),
+                ("AUTHD_TLS_CLIENT_CERT", "client.pem"),
+                ("AUTHD_TLS_CLIENT_KEY", "client.key"),
+            ],
+            "AUTHD_TLS_CA",
+            "CA certificate",
+        ),
+    ] {
+        let e = from(&vars).unwrap_err();
+        assert_eq!(e.setting, setting, "{vars:?}: {e}");
+        assert!(e.reason.contains(says), "{vars:?}: {e}");
     }
 }

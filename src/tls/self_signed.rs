@@ -61,6 +61,30 @@ fn name(cn: &str) -> DistinguishedName {
     dn
 }
 
+/// The files `SelfSigned::write` creates.
+pub const FILES: [&str; 5] = [
+    "ca.pem",
+    "server.pem",
+    "server.key",
+    "client.pem",
+    "client.key",
+];
+
+/// Whether `dir` already holds a complete set (`Ok(true)`), none of it (`Ok(false)`), or a
+/// part, which is an error: completing it would pair keys from two different CAs.
+pub fn existing_set(dir: &Path) -> anyhow::Result<bool> {
+    let present: Vec<&str> = FILES.into_iter().filter(|f| dir.join(f).exists()).collect();
+    match present.len() {
+        0 => Ok(false),
+        n if n == FILES.len() => Ok(true),
+        _ => anyhow::bail!(
+            "{} holds only part of a set ({}): remove those files or use another --out",
+            dir.display(),
+            present.join(", ")
+        ),
+    }
+}
+
 impl SelfSigned {
     /// Write `ca.pem`, `server.pem`, `server.key`, `client.pem` and `client.key` into `dir`
     /// (created if missing); the keys readable by their owner only.
