@@ -292,6 +292,12 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub key_encryption: KeyEncryptionArgs,
 
+    /// How many verified access tokens Validate remembers (by their exact text), so a token
+    /// checked again skips the signature check; 0 turns it off. Expiry, audience and
+    /// revocation are checked on every call. About 1 KiB each.
+    #[arg(long, env = "AUTHD_VERIFIED_TOKEN_CACHE", default_value_t = 10_000)]
+    pub verified_token_cache: usize,
+
     /// How often the signing keys kept in the database are reloaded: the longest a
     /// `authd keys rotate` takes to reach this instance.
     #[arg(long, env = "AUTHD_KEY_REFRESH", default_value = "10s", value_parser = humantime::parse_duration)]

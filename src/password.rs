@@ -72,6 +72,7 @@ fn start_workers(n: usize) -> Result<mpsc::Sender<Job>, PasswordError> {
         std::thread::Builder::new()
             .name(format!("authd-hash-{i}"))
             .spawn(move || {
+                lower_priority();
                 loop {
                     // The lock is held only while taking a job, not while running it.
                     let job = match rx.lock() {
@@ -87,6 +88,26 @@ fn start_workers(n: usize) -> Result<mpsc::Sender<Job>, PasswordError> {
             .map_err(|e| PasswordError::Hash(format!("cannot start a hashing thread: {e}")))?;
     }
     Ok(tx)
+}
+
+/// Nice value of the hashing threads. A login storm may use every idle cycle, but a
+/// Validate call, which takes microseconds, must not wait behind a 10 ms hash: at nice 10 a
+/// hashing thread gets about a tenth of a core that other work wants (the kernel weighs
+/// nice 0 at 1024 and nice 10 at 110), and all of it when nothing else runs.
+#[cfg(target_os = "linux")]
+const HASH_NICE: i32 = 10;
+
+/// Lower the calling thread's scheduling priority. On Linux nice values belong to threads,
+/// and `PRIO_PROCESS` with id 0 names the calling thread. Elsewhere a no-op.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority takes plain integers and touches no memory of ours.
+        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, HASH_NICE) };
+        if rc != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the hashing threads' priority");
+        }
+    }
 }
 
 impl Hasher {
@@ -250,6 +271,40 @@ mod tests {
 
     fn secret(s: &str) -> SecretString {
         SecretString::from(s.to_owned())
+    }
+
+    /// The nice value of every live thread of this process named `authd-hash-*`.
+    #[cfg(target_os = "linux")]
+    fn hashing_thread_nice_values() -> Vec<i64> {
+        let mut out = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if !comm.starts_with("authd-hash-") {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap();
+            // Fields after the parenthesised name; nice is field 19 of stat(5).
+            let rest = &stat[stat.rfind(')').unwrap() + 2..];
+            out.push(rest.split(' ').nth(16).unwrap().parse().unwrap());
+        }
+        out
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_at_a_lower_priority() {
+        let h = Hasher::new(64, 1, 1).unwrap();
+        h.hash(secret("correct horse")).await.unwrap();
+        // A worker lowers its own priority as it starts: wait for the last to get there.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let nice = hashing_thread_nice_values();
+            if !nice.is_empty() && nice.iter().all(|n| *n == i64::from(HASH_NICE)) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{nice:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     #[tokio::test]

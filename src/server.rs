@@ -96,6 +96,7 @@ impl Application {
                 access_ttl: settings.access_ttl,
                 key_refresh: settings.key_refresh,
                 key_encryption,
+                verified_cache: settings.verified_token_cache,
             },
         )
         .await?;

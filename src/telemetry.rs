@@ -2,6 +2,8 @@
 use std::future::Future;
 use std::io::IsTerminal;
 use std::pin::Pin;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -92,12 +94,20 @@ const QUIET_ON_SUCCESS: &[&str] = &[
 ];
 
 /// The request path if it names a served method, else `unknown`.
+#[cfg(test)]
 fn served_method(path: &str) -> &'static str {
+    served_method_index(path).1
+}
+
+/// The served method a path names, with its place in `SERVED_METHODS` (one past the end
+/// for `unknown`).
+fn served_method_index(path: &str) -> (usize, &'static str) {
     SERVED_METHODS
         .iter()
-        .find(|m| **m == path)
-        .copied()
-        .unwrap_or("unknown")
+        .position(|m| *m == path)
+        .map_or((SERVED_METHODS.len(), "unknown"), |i| {
+            (i, SERVED_METHODS[i])
+        })
 }
 
 /// The gRPC status of a response whose status travels in its headers (every error a
@@ -125,16 +135,18 @@ where
     }
 
     fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
-        let method = served_method(req.uri().path());
-        let span = tracing::info_span!(
-            "rpc",
-            method = %method,
-            code = tracing::field::Empty,
-            latency_ms = tracing::field::Empty
-        );
+        let (index, method) = served_method_index(req.uri().path());
+        let quiet = QUIET_ON_SUCCESS.contains(&method);
+        // The span gives the handler's own events (a failed login, a reused token) their
+        // method. The hot read-only methods log nothing of their own, so theirs is a debug
+        // span: at info it is never built, which is most of what a call to them costs here.
+        let span = if quiet {
+            tracing::debug_span!("rpc", method = %method)
+        } else {
+            tracing::info_span!("rpc", method = %method)
+        };
         let start = Instant::now();
         let fut = self.inner.call(req);
-        let s = span.clone();
         Box::pin(
             async move {
                 let res = fut.await;
@@ -143,22 +155,84 @@ where
                     Ok(r) => grpc_code(r),
                     Err(_) => tonic::Code::Internal as i32,
                 };
-                s.record("code", code);
-                s.record("latency_ms", latency.as_secs_f64() * 1000.0);
                 crate::metrics::record_rpc(method, code, latency);
-                if code == 0 && QUIET_ON_SUCCESS.contains(&method) {
-                    tracing::debug!(code_name = ?tonic::Code::Ok, "rpc finished");
-                } else {
-                    tracing::info!(
-                        code_name = ?tonic::Code::from_i32(code),
-                        "rpc finished"
-                    );
+                let latency_ms = latency.as_secs_f64() * 1000.0;
+                if code == 0 && quiet {
+                    tracing::debug!(method, code, latency_ms, "rpc finished");
+                } else if let Some(suppressed) = LOG_BUDGET[index].admit() {
+                    let code_name = tonic::Code::from_i32(code);
+                    if suppressed > 0 {
+                        tracing::info!(
+                            method,
+                            code,
+                            ?code_name,
+                            latency_ms,
+                            suppressed,
+                            "rpc finished"
+                        );
+                    } else {
+                        tracing::info!(method, code, ?code_name, latency_ms, "rpc finished");
+                    }
                 }
                 res
             }
             .instrument(span),
         )
     }
+}
+
+/// Most `rpc finished` lines one method writes in a second: a flood of refused calls (a
+/// scanner, a broken client) costs a few lines a second, not one per call. The first line
+/// let through after a flood says how many were left out (`suppressed`).
+const LOG_LINES_PER_SECOND: u32 = 50;
+
+static LOG_BUDGET: [LogBudget; SERVED_METHODS.len() + 1] =
+    [const { LogBudget::new() }; SERVED_METHODS.len() + 1];
+
+/// A per-second allowance of log lines, shared by every call of one method.
+struct LogBudget {
+    /// The second (since the process started) the allowance is for.
+    second: AtomicU64,
+    used: AtomicU32,
+    suppressed: AtomicU64,
+}
+
+impl LogBudget {
+    const fn new() -> Self {
+        Self {
+            second: AtomicU64::new(0),
+            used: AtomicU32::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(lines left out since the last one written)` if this line may be written.
+    fn admit(&self) -> Option<u64> {
+        self.admit_at(process_second())
+    }
+
+    fn admit_at(&self, now: u64) -> Option<u64> {
+        let second = self.second.load(Ordering::Relaxed);
+        if second != now
+            && self
+                .second
+                .compare_exchange(second, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.used.store(0, Ordering::Relaxed);
+        }
+        if self.used.fetch_add(1, Ordering::Relaxed) < LOG_LINES_PER_SECOND {
+            Some(self.suppressed.swap(0, Ordering::Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+fn process_second() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs()
 }
 
 #[cfg(test)]
@@ -181,5 +255,17 @@ mod tests {
         }
         assert_eq!(served_method("/authd.v1.AuthService/Nope"), "unknown");
         assert_eq!(served_method(&"/x".repeat(1000)), "unknown");
+    }
+
+    #[test]
+    fn a_flood_of_lines_is_cut_to_the_budget_and_the_next_line_counts_what_was_left_out() {
+        let budget = LogBudget::new();
+        let written = (0..1000).filter(|_| budget.admit_at(7).is_some()).count();
+        assert_eq!(written, LOG_LINES_PER_SECOND as usize);
+        assert_eq!(
+            budget.admit_at(8),
+            Some(1000 - u64::from(LOG_LINES_PER_SECOND))
+        );
+        assert_eq!(budget.admit_at(8), Some(0));
     }
 }

@@ -41,6 +41,8 @@ pub struct TokenSettings {
     /// Seals and unseals the database keys (`AUTHD_KEY_ENCRYPTION_KEY_FILE`); `None`: they
     /// are stored in the clear.
     pub key_encryption: Option<Arc<KeyEncryptionKey>>,
+    /// How many verified tokens to remember (`AUTHD_VERIFIED_TOKEN_CACHE`); 0: none.
+    pub verified_cache: usize,
 }
 
 impl TokenSettings {
@@ -64,6 +66,11 @@ pub struct Tokens {
     keys: ArcSwap<KeySet>,
     from_database: bool,
     settings: TokenSettings,
+    /// Tokens that passed the full check, by their exact text: an Ed25519 signature check
+    /// costs more than the rest of a Validate call, and a service checks the same token on
+    /// every request. Exact text, so no other token can ever match an entry; expiry and
+    /// audience are checked again on every hit, revocation by the caller as always.
+    verified: Option<quick_cache::sync::Cache<String, Arc<Claims>>>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -105,10 +112,13 @@ impl Tokens {
                 .await?
             }
         };
+        let verified = (settings.verified_cache > 0)
+            .then(|| quick_cache::sync::Cache::new(settings.verified_cache));
         Ok(Self {
             keys: ArcSwap::from_pointee(set),
             from_database: matches!(source, KeySource::Database),
             settings,
+            verified,
         })
     }
 
@@ -132,10 +142,15 @@ impl Tokens {
             self.settings.key_encryption.as_deref(),
         )
         .await?;
-        if set.kids() != self.keys.load().kids() {
-            tracing::info!(kids = ?set.kids(), "signing keys changed");
-        }
+        let changed = set.kids() != self.keys.load().kids();
         self.keys.store(Arc::new(set));
+        if changed {
+            tracing::info!(kids = ?self.keys.load().kids(), "signing keys changed");
+            // A key that stopped verifying must not keep its tokens alive from the cache.
+            if let Some(cache) = &self.verified {
+                cache.clear();
+            }
+        }
         Ok(())
     }
 
@@ -167,7 +182,27 @@ impl Tokens {
 
     /// Verify signature and claims (not revocation: that is the caller's).
     pub fn verify(&self, token: &str, audience: Option<&str>) -> Result<Claims, VerifyError> {
-        self.keys.load().verifier().verify(token, audience)
+        self.verify_at(token, audience, Utc::now().timestamp())
+    }
+
+    /// As `verify`; `now` is when a remembered token's expiry is checked again.
+    fn verify_at(
+        &self,
+        token: &str,
+        audience: Option<&str>,
+        now: i64,
+    ) -> Result<Claims, VerifyError> {
+        let keys = self.keys.load();
+        let Some(cache) = &self.verified else {
+            return keys.verifier().verify(token, audience);
+        };
+        if let Some(claims) = cache.get(token) {
+            keys.verifier().recheck(&claims, audience, now)?;
+            return Ok(Claims::clone(&claims));
+        }
+        let claims = keys.verifier().verify(token, audience)?;
+        cache.insert(token.to_owned(), Arc::new(claims.clone()));
+        Ok(claims)
     }
 
     /// The id of the key that signs at `now`.
@@ -202,7 +237,36 @@ mod tests {
             access_ttl: TTL,
             key_refresh: REFRESH,
             key_encryption: None,
+            verified_cache: 100,
         }
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_is_still_refused_once_expired_or_for_another_audience() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let tokens = Tokens::load(&store, &KeySource::Database, settings())
+            .await
+            .unwrap();
+        let now = Utc::now();
+        let token = mint(&tokens, now);
+        let claims = tokens.verify(&token, None).unwrap();
+        // Now it comes from the cache.
+        assert_eq!(tokens.verify(&token, None).unwrap(), claims);
+        assert_eq!(
+            tokens.verify(&token, Some("billing")),
+            Err(VerifyError::WrongAudience)
+        );
+        let after = claims.exp + authd_client::LEEWAY_SECS as i64 + 1;
+        assert_eq!(
+            tokens.verify_at(&token, None, after),
+            Err(VerifyError::Expired)
+        );
+        // A token one byte off is not the remembered one.
+        let at = token.len() - 10;
+        let swap = if &token[at..=at] == "A" { "B" } else { "A" };
+        let forged = format!("{}{swap}{}", &token[..at], &token[at + 1..]);
+        assert!(tokens.verify(&forged, None).is_err());
     }
 
     async fn store(dir: &tempfile::TempDir) -> Store {
@@ -246,6 +310,7 @@ mod tests {
         let kek = Arc::new(KeyEncryptionKey::from_bytes([5; 32]));
         let sealed = TokenSettings {
             key_encryption: Some(kek.clone()),
+            verified_cache: 0,
             ..settings()
         };
         let tokens = Tokens::load(&store, &KeySource::Database, sealed.clone())

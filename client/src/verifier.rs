@@ -269,6 +269,17 @@ fn utf8(json: &[u8]) -> Result<&str, VerifyError> {
     std::str::from_utf8(json).map_err(|_| VerifyError::Malformed)
 }
 
+fn check_time(exp: i64, nbf: i64, now: i64) -> Result<(), VerifyError> {
+    let leeway = LEEWAY_SECS as i64;
+    if exp.saturating_add(leeway) < now {
+        return Err(VerifyError::Expired);
+    }
+    if nbf.saturating_sub(leeway) > now {
+        return Err(VerifyError::NotYetValid);
+    }
+    Ok(())
+}
+
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -360,24 +371,15 @@ impl Verifier {
         audience: Option<&str>,
         now: i64,
     ) -> Result<Claims, VerifyError> {
-        let leeway = LEEWAY_SECS as i64;
         let exp = required(raw.exp, "exp")?;
-        if exp.saturating_add(leeway) < now {
-            return Err(VerifyError::Expired);
-        }
         let nbf = required(raw.nbf, "nbf")?;
-        if nbf.saturating_sub(leeway) > now {
-            return Err(VerifyError::NotYetValid);
-        }
+        check_time(exp, nbf, now)?;
         let iss = required(raw.iss, "iss")?;
         if iss != self.issuer {
             return Err(VerifyError::WrongIssuer);
         }
         let aud = required(raw.aud, "aud")?;
-        let expected = audience.filter(|a| !a.is_empty()).unwrap_or(&self.audience);
-        if !aud.iter().any(|a| a == expected) {
-            return Err(VerifyError::WrongAudience);
-        }
+        self.check_audience(&aud, audience)?;
         Ok(Claims {
             iss,
             sub: required(raw.sub, "sub")?,
@@ -390,6 +392,28 @@ impl Verifier {
             username: required(raw.username, "username")?,
             roles: raw.roles,
         })
+    }
+
+    /// The rules that change with time and with the caller, applied again to claims this
+    /// verifier accepted earlier (a cache of verified tokens): not expired at `now` (Unix
+    /// seconds, with the same leeway), and for `audience`. Signature and issuer do not
+    /// change, so they are not checked again.
+    pub fn recheck(
+        &self,
+        claims: &Claims,
+        audience: Option<&str>,
+        now: i64,
+    ) -> Result<(), VerifyError> {
+        check_time(claims.exp, claims.nbf, now)?;
+        self.check_audience(&claims.aud, audience)
+    }
+
+    fn check_audience(&self, aud: &[String], audience: Option<&str>) -> Result<(), VerifyError> {
+        let expected = audience.filter(|a| !a.is_empty()).unwrap_or(&self.audience);
+        if !aud.iter().any(|a| a == expected) {
+            return Err(VerifyError::WrongAudience);
+        }
+        Ok(())
     }
 
     fn key_for(&self, kid: Option<&str>) -> Result<&VerificationKey, VerifyError> {

@@ -102,6 +102,9 @@ impl Auth {
     /// revoked or its user disabled, and a session never has two live refresh tokens.
     pub async fn refresh(&self, token: &str) -> Result<TokenPair, AuthError> {
         let hash = refresh_hash(token)?;
+        if let Some(pair) = self.refresh_in_one_statement(&hash).await? {
+            return Ok(pair);
+        }
         let guard = self
             .store
             .lock_refresh(&hash)
@@ -122,6 +125,33 @@ impl Auth {
         let (pair, row) = self.next_pair(&guard, now)?;
         guard.rotate(now, row).await?;
         Ok(pair)
+    }
+
+    /// The common case on PostgreSQL in one round trip; `None` when the store cannot do it
+    /// or the token is not plainly spendable (then the locked path decides and says why).
+    async fn refresh_in_one_statement(&self, hash: &str) -> Result<Option<TokenPair>, AuthError> {
+        if !self.store.rotates_in_one_statement() {
+            return Ok(None);
+        }
+        let now = Utc::now();
+        let refresh = new_refresh_token();
+        let successor = hex(&Sha256::digest(refresh.as_bytes()));
+        let max_expiry = now + chrono_dur(self.policy.refresh_ttl);
+        let Some(r) = self
+            .store
+            .rotate_in_one_statement(hash, &successor, now, max_expiry)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let (access, expires_in) =
+            self.mint(r.user_id, &r.username, r.session_id, &r.audience, now)?;
+        Ok(Some(TokenPair {
+            access_token: access,
+            refresh_token: refresh,
+            expires_in,
+            refresh_expires_in: secs_until(r.expires_at, now),
+        }))
     }
 
     /// A new pair in the guarded session, and the row of its refresh token.

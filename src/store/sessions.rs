@@ -20,6 +20,52 @@ pub struct RefreshLookup {
     pub user: user::Model,
 }
 
+/// What a refresh done in one statement tells the caller: enough to mint the access token.
+#[derive(Debug, Clone)]
+pub struct Rotated {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub username: String,
+    pub audience: String,
+    /// When the successor refresh token expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// PostgreSQL's refresh in one round trip: lock the session (as the locked path does, so a
+/// revocation or a disable either commits first and is seen, or waits for this), spend the
+/// token only if unspent (re-checked on the row's newest version, so two concurrent calls
+/// cannot both spend it), and insert the successor only if it was spent here. Any condition
+/// not met yields no row, and the caller takes the locked path, which says why.
+const ROTATE_IN_ONE_STATEMENT: &str = r#"
+WITH live AS (
+    SELECT s.id AS session_id, s.user_id, s.audience, s.expires_at AS session_expires_at,
+           u.username
+    FROM sessions s
+    JOIN refresh_tokens t ON t.session_id = s.id
+    JOIN users u ON u.id = s.user_id
+    WHERE t.token_hash = $1
+      AND t.spent_at IS NULL
+      AND t.expires_at > $2
+      AND s.revoked_at IS NULL
+      AND s.expires_at > $2
+      AND NOT u.disabled
+    FOR UPDATE OF s
+), spent AS (
+    UPDATE refresh_tokens t SET spent_at = $2
+    FROM live
+    WHERE t.token_hash = $1 AND t.spent_at IS NULL
+    RETURNING live.session_id, live.user_id, live.username, live.audience,
+              live.session_expires_at
+), successor AS (
+    INSERT INTO refresh_tokens
+        (token_hash, session_id, issued_at, expires_at, spent_at, replayed_at, superseded)
+    SELECT $3, session_id, $2, LEAST($4, session_expires_at), NULL, NULL, false FROM spent
+    RETURNING session_id, expires_at
+)
+SELECT spent.session_id, spent.user_id, spent.username, spent.audience, successor.expires_at
+FROM spent JOIN successor ON successor.session_id = spent.session_id
+"#;
+
 /// What `Validate` must refuse beyond signature and claims.
 #[derive(Debug, Clone, Default)]
 pub struct RevocationSnapshot {
@@ -257,6 +303,39 @@ impl Store {
             token,
             session,
             user,
+        }))
+    }
+
+    /// Whether `rotate_in_one_statement` can be used here (PostgreSQL). SQLite runs in the
+    /// process, where the locked path's statements cost no network round trips.
+    pub(crate) fn rotates_in_one_statement(&self) -> bool {
+        self.db.get_database_backend() == DatabaseBackend::Postgres
+    }
+
+    /// On PostgreSQL, spend refresh token `hash` for `successor` (expiring at `max_expiry`
+    /// or with its session, whichever is first) in one statement; `None` when the token is
+    /// not an unspent, unexpired token of a live session of an enabled user.
+    pub(crate) async fn rotate_in_one_statement(
+        &self,
+        hash: &str,
+        successor: &str,
+        now: DateTime<Utc>,
+        max_expiry: DateTime<Utc>,
+    ) -> Result<Option<Rotated>, StoreError> {
+        let stmt = sea_orm::Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            ROTATE_IN_ONE_STATEMENT,
+            [hash.into(), now.into(), successor.into(), max_expiry.into()],
+        );
+        let Some(row) = self.db.query_one_raw(stmt).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Rotated {
+            session_id: row.try_get("", "session_id")?,
+            user_id: row.try_get("", "user_id")?,
+            username: row.try_get("", "username")?,
+            audience: row.try_get("", "audience")?,
+            expires_at: row.try_get("", "expires_at")?,
         }))
     }
 
