@@ -7,7 +7,7 @@ use std::{env, fs, path::PathBuf};
 use protox::prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/authd/v1/auth.proto"];
+    let protos = ["proto/authd/v1/auth.proto", "proto/authd/v1/admin.proto"];
     println!("cargo:rerun-if-changed=proto");
     let fds = protox::compile(protos, ["proto"])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);

@@ -9,9 +9,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 #[cfg(feature = "grpc")]
 fn grpc() -> Result<(), Box<dyn std::error::Error>> {
-    let proto = "../proto/authd/v1/auth.proto";
-    println!("cargo:rerun-if-changed={proto}");
-    let fds = protox::compile([proto], ["../proto"])?;
+    let protos = [
+        "../proto/authd/v1/auth.proto",
+        "../proto/authd/v1/admin.proto",
+    ];
+    println!("cargo:rerun-if-changed=../proto");
+    let fds = protox::compile(protos, ["../proto"])?;
     tonic_prost_build::configure()
         .build_server(false)
         .compile_fds(fds.clone())?;

@@ -292,6 +292,19 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub key_encryption: KeyEncryptionArgs,
 
+    /// The role an access token needs for the admin API (authd.v1.AdminService).
+    #[arg(long, env = "AUTHD_ADMIN_ROLE", default_value = "authd:admin")]
+    pub admin_role: String,
+
+    /// Lifetime of a service account's access token (IssueServiceToken).
+    #[arg(long, env = "AUTHD_SERVICE_TOKEN_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub service_token_ttl: Duration,
+
+    /// How long a service account's previous secret keeps working after a rotation by the
+    /// admin API (`authd client rotate-secret` takes --overlap).
+    #[arg(long, env = "AUTHD_CLIENT_SECRET_OVERLAP", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub client_secret_overlap: Duration,
+
     /// How many verified access tokens Validate remembers (by their exact text), so a token
     /// checked again skips the signature check; 0 turns it off. Expiry, audience and
     /// revocation are checked on every call. About 1 KiB each.
@@ -577,6 +590,15 @@ impl ServeArgs {
         if self.cleanup_interval.is_zero() {
             return Err(bad("AUTHD_CLEANUP_INTERVAL", "must be more than 0s"));
         }
+        if crate::auth::roles::check_role(&self.admin_role).is_err() {
+            return Err(bad(
+                "AUTHD_ADMIN_ROLE",
+                "must be a role name: 1 to 64 ASCII letters, digits and . _ : -",
+            ));
+        }
+        if self.service_token_ttl.is_zero() {
+            return Err(bad("AUTHD_SERVICE_TOKEN_TTL", "must be more than 0s"));
+        }
         if self.tls_reload_interval.is_zero() {
             return Err(bad("AUTHD_TLS_RELOAD_INTERVAL", "must be more than 0s"));
         }
@@ -601,6 +623,8 @@ impl ServeArgs {
             ("AUTHD_REFRESH_REUSE_GRACE", self.refresh_reuse_grace),
             ("AUTHD_CLEANUP_RETENTION", self.cleanup_retention),
             ("AUTHD_KEY_REFRESH", self.key_refresh),
+            ("AUTHD_SERVICE_TOKEN_TTL", self.service_token_ttl),
+            ("AUTHD_CLIENT_SECRET_OVERLAP", self.client_secret_overlap),
             ("AUTHD_LOGIN_FAILURE_RESET", self.login_failure_reset),
         ] {
             if d.as_secs() > 100 * 365 * 24 * 3600 {

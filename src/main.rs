@@ -42,6 +42,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli::user(cmd).await
         }
         Some(Command::Keys(cmd)) => cli::keys(cmd).await,
+        Some(Command::Client(cmd)) => {
+            authd::telemetry::init_cli();
+            cli::client(cmd).await
+        }
         Some(Command::Healthcheck(args)) => cli::healthcheck(args).await,
         Some(Command::Tls(cmd)) => cli::tls(cmd),
     }

@@ -110,6 +110,7 @@ impl Application {
             refresh_ttl: settings.refresh_ttl,
             session_max_age: settings.session_max_age,
             refresh_reuse_grace: settings.refresh_reuse_grace,
+            service_token_ttl: settings.service_token_ttl,
             throttle: ThrottlePolicy {
                 account: Backoff {
                     free: settings.login_free_failures,
@@ -178,6 +179,12 @@ impl Application {
             self.settings.trusted_proxies.clone(),
         ))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
+        let admin = crate::api::admin_service(
+            self.auth.clone(),
+            self.settings.admin_role.clone(),
+            self.settings.client_secret_overlap,
+            MAX_REQUEST_BYTES,
+        );
 
         set_health(&reporter, ServingStatus::Serving).await;
         let mut tasks = vec![
@@ -214,7 +221,8 @@ impl Application {
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(api);
+            .add_service(api)
+            .add_service(admin);
         let served = match &self.tls {
             Some(tls) => {
                 router

@@ -55,10 +55,18 @@ impl TokenSettings {
 /// What an access token is minted for.
 #[derive(Debug, Clone)]
 pub struct Subject<'a> {
+    /// The user id, or a service account's client id.
     pub user_id: Uuid,
+    /// The username, or a service account's name.
     pub username: &'a str,
+    /// The session; for a service token, a fresh id per token (it has no session).
     pub session_id: Uuid,
     pub audience: &'a str,
+    pub roles: Vec<String>,
+    /// Set for a service account's token.
+    pub client_id: Option<&'a str>,
+    /// How long the token lives.
+    pub ttl: Duration,
 }
 
 /// Mints and verifies access tokens.
@@ -156,7 +164,7 @@ impl Tokens {
 
     /// Mint an access token; returns it with its lifetime in seconds.
     pub fn mint(&self, who: &Subject<'_>, now: DateTime<Utc>) -> Result<(String, i64), KeyError> {
-        let ttl = i64::try_from(self.settings.access_ttl.as_secs()).unwrap_or(i64::MAX);
+        let ttl = i64::try_from(who.ttl.as_secs()).unwrap_or(i64::MAX);
         let iat = now.timestamp();
         let claims = Claims {
             iss: self.settings.issuer.clone(),
@@ -168,7 +176,8 @@ impl Tokens {
             jti: Uuid::new_v4().to_string(),
             sid: who.session_id.to_string(),
             username: who.username.to_owned(),
-            roles: Vec::new(),
+            roles: who.roles.clone(),
+            client_id: who.client_id.map(str::to_owned),
         };
         let keys = self.keys.load();
         let key = keys.signer(now).ok_or(KeyError::NoKey)?;
@@ -282,6 +291,9 @@ mod tests {
             username: "ada",
             session_id: Uuid::new_v4(),
             audience: "authd",
+            roles: Vec::new(),
+            client_id: None,
+            ttl: TTL,
         }
     }
 

@@ -43,6 +43,7 @@ fn claims() -> Claims {
         sid: "a1b2c3d4-e5f6-4718-a9b0-c1d2e3f4a5b6".into(),
         username: "alice".into(),
         roles: vec![],
+        client_id: None,
     }
 }
 

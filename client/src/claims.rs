@@ -28,9 +28,29 @@ pub struct Claims {
     pub sid: String,
     /// The user's name as registered (normalised).
     pub username: String,
-    /// Roles granted to the user.
+    /// Roles granted to the user or service account (see [`Claims::has_role`]).
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Set on a service account's token (client credentials): its client id, which is
+    /// also `sub`. Absent on a person's token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+impl Claims {
+    /// Whether the token grants `role`: an exact, case-sensitive match against [`roles`]
+    /// (`billing:read` is neither `Billing:Read` nor `billing`).
+    ///
+    /// [`roles`]: Claims::roles
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether the token is a service account's (client credentials): it carries a
+    /// [`client_id`](Claims::client_id). A person's token does not.
+    pub fn is_service(&self) -> bool {
+        self.client_id.is_some()
+    }
 }
 
 fn ser_aud<S: Serializer>(aud: &[String], s: S) -> Result<S::Ok, S::Error> {
@@ -102,6 +122,7 @@ mod tests {
             sid: "d".into(),
             username: "u".into(),
             roles: vec![],
+            client_id: None,
         };
         let json = serde_json::to_value(&c).unwrap();
         assert_eq!(json["aud"], "a");
@@ -109,5 +130,23 @@ mod tests {
         arr["aud"] = serde_json::json!(["a", "b"]);
         let back: Claims = serde_json::from_value(arr).unwrap();
         assert_eq!(back.aud, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn roles_match_exactly_and_a_client_id_marks_a_service() {
+        let mut c: Claims = serde_json::from_value(serde_json::json!({
+            "iat": 1, "nbf": 1, "jti": "j", "sid": "d", "username": "u",
+            "roles": ["billing:read", "ops"],
+        }))
+        .unwrap();
+        assert!(c.has_role("billing:read") && c.has_role("ops"));
+        for other in ["Billing:Read", "billing", "billing:read ", "", "op"] {
+            assert!(!c.has_role(other), "{other:?}");
+        }
+        assert!(!c.is_service());
+        c.client_id = Some("svc-reports".into());
+        assert!(c.is_service());
+        c.roles.clear();
+        assert!(!c.has_role("ops"));
     }
 }

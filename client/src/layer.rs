@@ -13,6 +13,7 @@ use tower_service::Service;
 
 use crate::proto::ValidateRequest;
 use crate::proto::auth_service_client::AuthServiceClient;
+use crate::roles::RoleRules;
 use crate::status::{Rejection, bearer_token};
 use crate::{Claims, KeySource};
 
@@ -36,9 +37,14 @@ use crate::{Claims, KeySource};
 /// // Server::builder().add_service(health).add_service(reflection).add_service(greeter)
 /// # Ok::<(), authd_client::VerifyError>(())
 /// ```
+///
+/// It can also require roles of the verified caller, of every call
+/// ([`AuthLayer::require_role`]) or of one method's ([`AuthLayer::require_role_for`]); a
+/// caller without one is refused with PERMISSION_DENIED and the reason `ROLE_REQUIRED`.
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
     mode: Mode,
+    roles: RoleRules,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +70,7 @@ impl AuthLayer {
                 keys,
                 audience: None,
             },
+            roles: RoleRules::default(),
         }
     }
 
@@ -79,6 +86,7 @@ impl AuthLayer {
                 audience: audience.into(),
                 timeout: Duration::from_secs(5),
             },
+            roles: RoleRules::default(),
         }
     }
 
@@ -99,6 +107,54 @@ impl AuthLayer {
         }
         self
     }
+
+    /// Every call needs a token that grants `role` ([`Claims::has_role`]: exact and
+    /// case-sensitive); a valid token without it is refused with PERMISSION_DENIED and the
+    /// reason [`ROLE_REQUIRED`](crate::reason::ROLE_REQUIRED), naming the role. A call
+    /// without a valid token is UNAUTHENTICATED, as ever. Call it again to require several
+    /// roles: each one must be granted.
+    ///
+    /// ```
+    /// use authd_client::{AuthLayer, KeySource, Verifier};
+    /// use tower_layer::Layer as _;
+    /// # #[derive(Clone)]
+    /// # struct AdminServer;
+    ///
+    /// let secret = b"0123456789abcdef0123456789abcdef";
+    /// let keys = KeySource::fixed(Verifier::hs256(secret, "authd", "authd")?);
+    /// let admin = AuthLayer::local(keys).require_role("billing:admin").layer(AdminServer);
+    /// # Ok::<(), authd_client::VerifyError>(())
+    /// ```
+    pub fn require_role(mut self, role: impl Into<String>) -> Self {
+        self.roles.require(role.into());
+        self
+    }
+
+    /// The calls of one method need a token that grants `role`; the other methods do not.
+    /// `method` is the gRPC path, `/package.Service/Method` (the leading slash may be left
+    /// out), or a bare method name, which matches that method of whichever service the
+    /// layer wraps. Names are case-sensitive, as in gRPC: a misspelt one guards nothing,
+    /// so test that the method is refused without the role. Refusals as
+    /// [`AuthLayer::require_role`]; rules add up.
+    ///
+    /// ```
+    /// use authd_client::{AuthLayer, KeySource, Verifier};
+    /// use tower_layer::Layer as _;
+    /// # #[derive(Clone)]
+    /// # struct BillingServer;
+    ///
+    /// let secret = b"0123456789abcdef0123456789abcdef";
+    /// let keys = KeySource::fixed(Verifier::hs256(secret, "authd", "authd")?);
+    /// // Any valid token may call the other methods; Refund needs `billing:refund` too.
+    /// let billing = AuthLayer::local(keys)
+    ///     .require_role_for("/billing.v1.Billing/Refund", "billing:refund")
+    ///     .layer(BillingServer);
+    /// # Ok::<(), authd_client::VerifyError>(())
+    /// ```
+    pub fn require_role_for(mut self, method: &str, role: impl Into<String>) -> Self {
+        self.roles.require_for(method, role.into());
+        self
+    }
 }
 
 impl<S> Layer<S> for AuthLayer {
@@ -107,9 +163,19 @@ impl<S> Layer<S> for AuthLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Authenticated {
             inner,
-            mode: Arc::new(self.mode.clone()),
+            guard: Arc::new(Guard {
+                mode: self.mode.clone(),
+                roles: self.roles.clone(),
+            }),
         }
     }
+}
+
+/// What an [`Authenticated`] service checks.
+#[derive(Debug)]
+struct Guard {
+    mode: Mode,
+    roles: RoleRules,
 }
 
 impl Mode {
@@ -165,7 +231,7 @@ async fn validate(
 #[derive(Debug, Clone)]
 pub struct Authenticated<S> {
     inner: S,
-    mode: Arc<Mode>,
+    guard: Arc<Guard>,
 }
 
 impl<S, B, ResBody> Service<http::Request<B>> for Authenticated<S>
@@ -187,13 +253,18 @@ where
         // The clone that was polled ready is the one to call (tower's usual swap).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let mode = self.mode.clone();
+        let guard = self.guard.clone();
         Box::pin(async move {
             let header = request
                 .headers()
                 .get(http::header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok());
-            match mode.authenticate(header).await {
+            // Who the caller is first (UNAUTHENTICATED), then what they may do.
+            let checked = guard.mode.authenticate(header).await.and_then(|claims| {
+                guard.roles.check(Some(request.uri().path()), &claims)?;
+                Ok(claims)
+            });
+            match checked {
                 Ok(claims) => {
                     request.extensions_mut().insert(claims);
                     inner.call(request).await
@@ -224,6 +295,11 @@ mod tests {
 
     /// The layer around a service that answers with the caller's username.
     async fn call(layer: &AuthLayer, token: Option<&str>) -> Result<String, Status> {
+        call_at(layer, "/", token).await
+    }
+
+    /// [`call`] for the gRPC method at `path`.
+    async fn call_at(layer: &AuthLayer, path: &str, token: Option<&str>) -> Result<String, Status> {
         let echo = service_fn(|request: http::Request<()>| async move {
             let who = request
                 .extensions()
@@ -233,6 +309,7 @@ mod tests {
             Ok::<_, Infallible>(http::Response::new(who))
         });
         let mut request = http::Request::new(());
+        *request.uri_mut() = path.parse().unwrap();
         if let Some(token) = token {
             request.headers_mut().insert(
                 http::header::AUTHORIZATION,
@@ -277,6 +354,115 @@ mod tests {
         );
         let billing = layer.clone().with_audience("billing");
         assert_eq!(call(&billing, Some(&elsewhere)).await.unwrap(), "ada");
+    }
+
+    fn with_roles(username: &str, roles: &[&str]) -> Claims {
+        let mut c = claims(username);
+        c.roles = roles.iter().map(|r| r.to_string()).collect();
+        c
+    }
+
+    /// PERMISSION_DENIED naming `role`.
+    #[track_caller]
+    fn denied(r: Result<String, Status>, role: &str) {
+        let status = r.unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+        assert_eq!(rejection_reason(&status).as_deref(), Some("ROLE_REQUIRED"));
+        let info = tonic_types::StatusExt::get_details_error_info(&status).unwrap();
+        assert_eq!(info.metadata.get("role").map(String::as_str), Some(role));
+    }
+
+    #[track_caller]
+    fn unauthenticated(r: Result<String, Status>, why: &str) {
+        let status = r.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+        assert_eq!(rejection_reason(&status).as_deref(), Some(why));
+    }
+
+    #[tokio::test]
+    async fn a_role_for_the_whole_service_is_checked_after_the_token() {
+        let verifier = Verifier::new(vec![key(1).verification_key()], "authd", "authd");
+        let layer = AuthLayer::local(KeySource::fixed(verifier)).require_role("billing:read");
+        let reader = key(1).mint(&with_roles("ada", &["billing:read"]));
+        let other = key(1).mint(&with_roles("bob", &["billing:write", "Billing:Read"]));
+        for path in ["/billing.v1.Invoices/List", "/billing.v1.Invoices/Get"] {
+            assert_eq!(call_at(&layer, path, Some(&reader)).await.unwrap(), "ada");
+            denied(call_at(&layer, path, Some(&other)).await, "billing:read");
+            unauthenticated(call_at(&layer, path, None).await, "TOKEN_MISSING");
+            unauthenticated(
+                call_at(&layer, path, Some("x.y.z")).await,
+                "TOKEN_MALFORMED",
+            );
+        }
+        let mut expired = with_roles("ada", &["billing:read"]);
+        expired.exp -= 3600;
+        let expired = key(1).mint(&expired);
+        unauthenticated(call(&layer, Some(&expired)).await, "TOKEN_EXPIRED");
+
+        // Several roles: each one must be granted.
+        let both = layer.clone().require_role("billing:export");
+        denied(call(&both, Some(&reader)).await, "billing:export");
+        let exporter = key(1).mint(&with_roles("cy", &["billing:export", "billing:read"]));
+        assert_eq!(call(&both, Some(&exporter)).await.unwrap(), "cy");
+    }
+
+    #[tokio::test]
+    async fn a_role_for_one_method_leaves_the_others_open_to_any_valid_token() {
+        let verifier = Verifier::new(vec![key(1).verification_key()], "authd", "authd");
+        let layer = AuthLayer::local(KeySource::fixed(verifier))
+            .require_role_for("/downstream.v1.Greeter/Admin", "downstream:admin")
+            .require_role_for("Purge", "downstream:purge");
+        let user = key(1).mint(&claims("ada"));
+        let admin = key(1).mint(&with_roles("root", &["downstream:admin"]));
+        let hello = "/downstream.v1.Greeter/Hello";
+        let admin_path = "/downstream.v1.Greeter/Admin";
+        let purge = "/downstream.v1.Greeter/Purge";
+
+        assert_eq!(call_at(&layer, hello, Some(&user)).await.unwrap(), "ada");
+        unauthenticated(call_at(&layer, hello, None).await, "TOKEN_MISSING");
+        denied(
+            call_at(&layer, admin_path, Some(&user)).await,
+            "downstream:admin",
+        );
+        unauthenticated(call_at(&layer, admin_path, None).await, "TOKEN_MISSING");
+        assert_eq!(
+            call_at(&layer, admin_path, Some(&admin)).await.unwrap(),
+            "root"
+        );
+        denied(
+            call_at(&layer, purge, Some(&admin)).await,
+            "downstream:purge",
+        );
+        // The same method name on another service is another method.
+        assert_eq!(
+            call_at(&layer, "/other.v1.Greeter/Admin", Some(&user))
+                .await
+                .unwrap(),
+            "ada"
+        );
+    }
+
+    #[tokio::test]
+    async fn remote_mode_checks_roles_in_the_claims_authd_returns() {
+        let authd = FakeAuthd::start(jwks_json(&[])).await.unwrap();
+        authd.validate_with(Verifier::new(
+            vec![key(1).verification_key()],
+            "authd",
+            "authd",
+        ));
+        let layer = AuthLayer::validate_with_authd(authd.channel(), "").require_role("reports");
+        let mut service = with_roles("nightly-export", &["reports"]);
+        service.sub = "svc-1".into();
+        service.client_id = Some("svc-1".into());
+        assert_eq!(
+            call(&layer, Some(&key(1).mint(&service))).await.unwrap(),
+            "nightly-export"
+        );
+        denied(
+            call(&layer, Some(&key(1).mint(&claims("ada")))).await,
+            "reports",
+        );
+        unauthenticated(call(&layer, None).await, "TOKEN_MISSING");
     }
 
     #[tokio::test]

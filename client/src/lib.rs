@@ -20,7 +20,10 @@
 //!
 //! Both put the token's [`Claims`] in the request extensions and refuse everything else
 //! with `UNAUTHENTICATED` and a `google.rpc.ErrorInfo` detail (domain `authd`) naming the
-//! reason; [`rejection_reason`] reads it back on the calling side.
+//! reason; [`rejection_reason`] reads it back on the calling side. Both can also require a
+//! role ([`Claims::has_role`]) of every call, the layer of one method's calls too, and
+//! [`require_role`] checks one in a handler; a valid token without the role is refused
+//! with `PERMISSION_DENIED` and the reason `ROLE_REQUIRED`.
 //!
 //! ```
 //! use authd_client::{AuthInterceptor, Claims, KeySource, Verifier, VerifyError, rejection_reason};
@@ -33,7 +36,7 @@
 //! # let claims = Claims {
 //! #     iss: "authd".into(), sub: "6f1c2a9e-4b3d-4e5f-8a7b-9c0d1e2f3a4b".into(),
 //! #     aud: vec!["authd".into()], exp: now + 900, iat: now, nbf: now,
-//! #     jti: "j".into(), sid: "s".into(), username: "ada".into(), roles: vec![],
+//! #     jti: "j".into(), sid: "s".into(), username: "ada".into(), roles: vec![], client_id: None,
 //! # };
 //! # let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
 //! # header.typ = Some(authd_client::TOKEN_TYPE.into());
@@ -127,6 +130,8 @@ mod layer;
 #[cfg(feature = "grpc")]
 mod proto_claims;
 #[cfg(feature = "grpc")]
+mod roles;
+#[cfg(feature = "grpc")]
 mod status;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
@@ -144,7 +149,9 @@ pub use keys::{JwksOptions, KeySource, KeySourceError, RefreshTask};
 #[cfg(feature = "grpc")]
 pub use layer::{AuthLayer, Authenticated};
 #[cfg(feature = "grpc")]
-pub use status::{ERROR_DOMAIN, Rejection, rejection_reason};
+pub use roles::require_role;
+#[cfg(feature = "grpc")]
+pub use status::{ERROR_DOMAIN, Rejection, RoleRequired, rejection_reason};
 
 /// Generated from authd's `proto/authd/v1/auth.proto`: the messages and the
 /// `AuthServiceClient`. The only generated copy of the messages: authd's server code uses

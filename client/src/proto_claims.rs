@@ -10,6 +10,7 @@ impl From<Claims> for proto::Claims {
             sub: c.sub,
             username: c.username,
             roles: c.roles,
+            client_id: c.client_id.unwrap_or_default(),
             exp: c.exp,
             iat: c.iat,
             jti: c.jti,
@@ -34,6 +35,7 @@ impl From<proto::Claims> for Claims {
             sid: c.sid,
             username: c.username,
             roles: c.roles,
+            client_id: Some(c.client_id).filter(|id| !id.is_empty()),
         }
     }
 }

@@ -30,8 +30,14 @@ pub const WRONG_TOKEN_TYPE: &str = "WRONG_TOKEN_TYPE";
 pub const UNKNOWN_KEY: &str = "UNKNOWN_KEY";
 
 /// The request carries no `authorization: Bearer <token>` header (this crate's interceptor
-/// and layer; authd itself never sends it).
+/// and layer; authd's admin API and `ChangePassword`).
 pub const TOKEN_MISSING: &str = "TOKEN_MISSING";
+
+/// The caller's token is valid but does not grant a role the call requires
+/// (PERMISSION_DENIED). Given by authd's admin API without the admin role, and by this
+/// crate's role checks (`AuthLayer::require_role`, `AuthInterceptor::require_role`,
+/// `require_role`); the `ErrorInfo` metadata names the role under `role`.
+pub const ROLE_REQUIRED: &str = "ROLE_REQUIRED";
 
 // What only authd knows or decides.
 /// The token's session was ended or its user disabled.
@@ -64,6 +70,22 @@ pub const INVALID_INPUT: &str = "INVALID_INPUT";
 pub const USERNAME_TAKEN: &str = "USERNAME_TAKEN";
 /// Self sign-up is off.
 pub const REGISTRATION_CLOSED: &str = "REGISTRATION_CLOSED";
+/// A role name the syntax refuses.
+pub const INVALID_ROLE: &str = "INVALID_ROLE";
+/// No such user (admin API, `authd user ...`).
+pub const USER_NOT_FOUND: &str = "USER_NOT_FOUND";
+/// No such service account.
+pub const CLIENT_NOT_FOUND: &str = "CLIENT_NOT_FOUND";
+/// Unknown client id or wrong client secret (one answer for both).
+pub const INVALID_CLIENT: &str = "INVALID_CLIENT";
+/// The service account is disabled.
+pub const CLIENT_DISABLED: &str = "CLIENT_DISABLED";
+/// A service account by that name exists.
+pub const CLIENT_NAME_TAKEN: &str = "CLIENT_NAME_TAKEN";
+/// A page token authd did not issue.
+pub const PAGE_TOKEN_INVALID: &str = "PAGE_TOKEN_INVALID";
+/// The call needs a person's token (ChangePassword), and a service account's came.
+pub const NOT_A_USER: &str = "NOT_A_USER";
 
 /// Every reason above, each once. authd's tests check that the server and the verifier give
 /// no other, and that the README's table lists exactly these.
@@ -79,6 +101,7 @@ pub const ALL: &[&str] = &[
     WRONG_TOKEN_TYPE,
     UNKNOWN_KEY,
     TOKEN_MISSING,
+    ROLE_REQUIRED,
     TOKEN_REVOKED,
     INVALID_CREDENTIALS,
     USER_DISABLED,
@@ -94,6 +117,14 @@ pub const ALL: &[&str] = &[
     INVALID_INPUT,
     USERNAME_TAKEN,
     REGISTRATION_CLOSED,
+    INVALID_ROLE,
+    USER_NOT_FOUND,
+    CLIENT_NOT_FOUND,
+    INVALID_CLIENT,
+    CLIENT_DISABLED,
+    CLIENT_NAME_TAKEN,
+    PAGE_TOKEN_INVALID,
+    NOT_A_USER,
 ];
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! Refusals as gRPC statuses, the way authd sends them: UNAUTHENTICATED with a
-//! `google.rpc.ErrorInfo` detail (domain `authd`) that names the reason.
+//! Refusals as gRPC statuses, the way authd sends them: UNAUTHENTICATED (or, for a missing
+//! role, PERMISSION_DENIED) with a `google.rpc.ErrorInfo` detail (domain `authd`) that names
+//! the reason.
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -31,12 +32,46 @@ impl Rejection {
 
 impl From<Rejection> for Status {
     fn from(r: Rejection) -> Self {
-        Status::with_error_details(
-            Code::Unauthenticated,
-            r.to_string(),
-            ErrorDetails::with_error_info(r.reason(), ERROR_DOMAIN, []),
+        refusal(Code::Unauthenticated, r.to_string(), r.reason(), [])
+    }
+}
+
+/// A verified caller whose token does not grant a role the call requires.
+///
+/// As a [`Status`]: PERMISSION_DENIED, with an `ErrorInfo` whose reason is
+/// [`reason::ROLE_REQUIRED`] and whose metadata names the role under `role`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("this call requires the role {role:?}")]
+pub struct RoleRequired {
+    /// The role the caller lacks.
+    pub role: String,
+}
+
+impl From<RoleRequired> for Status {
+    fn from(r: RoleRequired) -> Self {
+        let message = r.to_string();
+        refusal(
+            Code::PermissionDenied,
+            message,
+            reason::ROLE_REQUIRED,
+            [("role".to_owned(), r.role)],
         )
     }
+}
+
+/// The one shape of every refusal: `code`, a readable message, and an `ErrorInfo` in
+/// domain `authd` naming `reason`.
+fn refusal<const N: usize>(
+    code: Code,
+    message: String,
+    reason: &'static str,
+    metadata: [(String, String); N],
+) -> Status {
+    Status::with_error_details(
+        code,
+        message,
+        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
+    )
 }
 
 /// The token of an `authorization` header value: `Bearer <token>`, the scheme in any case
@@ -98,5 +133,27 @@ mod tests {
         );
         assert_eq!(rejection_reason(&other_domain), None);
         assert_eq!(rejection_reason(&Status::unauthenticated("plain")), None);
+    }
+
+    #[test]
+    fn a_missing_role_is_permission_denied_naming_the_role() {
+        let status = Status::from(RoleRequired {
+            role: "billing:read".into(),
+        });
+        assert_eq!(status.code(), Code::PermissionDenied);
+        assert_eq!(
+            status.message(),
+            "this call requires the role \"billing:read\""
+        );
+        assert_eq!(
+            rejection_reason(&status).as_deref(),
+            Some(reason::ROLE_REQUIRED)
+        );
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(info.domain, reason::DOMAIN);
+        assert_eq!(
+            info.metadata.get("role").map(String::as_str),
+            Some("billing:read")
+        );
     }
 }

@@ -233,6 +233,7 @@ struct RawClaims {
     username: Option<String>,
     #[serde(default)]
     roles: Vec<String>,
+    client_id: Option<String>,
 }
 
 fn required<T>(value: Option<T>, name: &str) -> Result<T, VerifyError> {
@@ -391,6 +392,8 @@ impl Verifier {
             sid: required(raw.sid, "sid")?,
             username: required(raw.username, "username")?,
             roles: raw.roles,
+            // Empty is absent, as in `Validate`'s proto claims: one answer to `is_service`.
+            client_id: raw.client_id.filter(|id| !id.is_empty()),
         })
     }
 
@@ -771,6 +774,22 @@ mod tests {
             v.verify(&no_roles, None).unwrap().roles,
             Vec::<String>::new()
         );
+    }
+
+    #[test]
+    fn service_tokens_keep_their_client_id_and_roles() {
+        let mut c = claims("reports");
+        c.sub = "svc-reports".into();
+        c.client_id = Some("svc-reports".into());
+        c.roles = vec!["billing:read".into()];
+        let verified = hs_verifier().verify(&hs().mint(&c), None).unwrap();
+        assert!(verified.is_service() && verified.has_role("billing:read"));
+        assert_eq!(verified, c);
+        let empty = hs().mint_raw(
+            &hs().header(),
+            &with(|c| drop(c.insert("client_id".into(), "".into()))),
+        );
+        assert_eq!(hs_verifier().verify(&empty, None).unwrap().client_id, None);
     }
 
     #[test]

@@ -108,6 +108,7 @@ pub fn authd_claims() -> Value {
         sid: "3c2b1a09-8f7e-4d6c-b5a4-93827160f5e4".into(),
         username: "ada".into(),
         roles: vec![],
+        client_id: None,
     };
     serde_json::to_value(c).expect("claims serialise")
 }
@@ -389,6 +390,8 @@ pub fn check_accepted(
         sid: s("sid").ok_or("sid")?,
         username: s("username").ok_or("username")?,
         roles,
+        // The verifier reads an empty client_id as none.
+        client_id: s("client_id").filter(|c| !c.is_empty()),
     };
     if &expected != claims {
         return Err(format!(

@@ -9,6 +9,7 @@ mod m20261129_000004_username_skeleton;
 mod m20261129_000005_refresh_replay;
 mod m20261129_000006_login_throttle;
 mod m20261129_000007_sealed_signing_keys;
+mod m20261129_000008_roles_and_service_accounts;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000005_refresh_replay::Migration),
             Box::new(m20261129_000006_login_throttle::Migration),
             Box::new(m20261129_000007_sealed_signing_keys::Migration),
+            Box::new(m20261129_000008_roles_and_service_accounts::Migration),
         ]
     }
 }

@@ -6,12 +6,32 @@ use tonic::{Request, Response, Status};
 use crate::auth::{self, Auth};
 use crate::proto::auth_service_server::AuthService;
 use crate::proto::{
-    GetJwksRequest, GetJwksResponse, IssueRequest, RefreshRequest, RegisterRequest,
-    RegisterResponse, RevokeRequest, RevokeResponse, TokenPair, ValidateRequest, ValidateResponse,
+    ChangePasswordRequest, GetJwksRequest, GetJwksResponse, IssueRequest, IssueServiceTokenRequest,
+    RefreshRequest, RegisterRequest, RegisterResponse, RevokeRequest, RevokeResponse, ServiceToken,
+    TokenPair, ValidateRequest, ValidateResponse,
 };
 
+mod admin;
 mod peer;
 mod status;
+
+pub use admin::admin_service;
+
+/// The access token of `authorization: Bearer <token>` (the scheme in any case).
+pub(crate) fn bearer(metadata: &tonic::metadata::MetadataMap) -> Result<&str, auth::AuthError> {
+    let value = metadata
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .ok_or(auth::AuthError::TokenMissing)?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => Err(auth::AuthError::TokenMissing),
+    }
+}
 
 /// The `authd.v1.AuthService` implementation.
 #[derive(Debug, Clone)]
@@ -93,6 +113,37 @@ impl AuthService for AuthApi {
             .revoke(&request.into_inner().refresh_token)
             .await?;
         Ok(Response::new(RevokeResponse {}))
+    }
+
+    async fn issue_service_token(
+        &self,
+        request: Request<IssueServiceTokenRequest>,
+    ) -> Result<Response<ServiceToken>, Status> {
+        let from = peer::client_ip(&request, &self.trusted_proxies);
+        let r = request.into_inner();
+        let t = self
+            .auth
+            .issue_service_token(&r.client_id, &r.client_secret, &r.audience, from)
+            .await?;
+        Ok(Response::new(ServiceToken {
+            access_token: t.access_token,
+            token_type: "Bearer".into(),
+            expires_in: t.expires_in,
+        }))
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<ChangePasswordRequest>,
+    ) -> Result<Response<TokenPair>, Status> {
+        let from = peer::client_ip(&request, &self.trusted_proxies);
+        let token = bearer(request.metadata())?.to_owned();
+        let r = request.into_inner();
+        let p = self
+            .auth
+            .change_password(&token, r.current_password, r.new_password, from)
+            .await?;
+        Ok(Response::new(pair(p)))
     }
 
     async fn get_jwks(

@@ -16,9 +16,14 @@ impl From<AuthError> for Status {
             AuthError::InvalidInput(_)
             | AuthError::InvalidUsername(_)
             | AuthError::WeakPassword(_)
-            | AuthError::AudienceNotAllowed => Code::InvalidArgument,
-            AuthError::UsernameTaken => Code::AlreadyExists,
-            AuthError::RegistrationClosed => Code::PermissionDenied,
+            | AuthError::AudienceNotAllowed
+            | AuthError::InvalidRole(_)
+            | AuthError::PageTokenInvalid => Code::InvalidArgument,
+            AuthError::UsernameTaken | AuthError::ClientNameTaken => Code::AlreadyExists,
+            AuthError::UserNotFound | AuthError::ClientNotFound => Code::NotFound,
+            AuthError::RegistrationClosed | AuthError::RoleRequired(_) | AuthError::NotAUser => {
+                Code::PermissionDenied
+            }
             AuthError::Busy | AuthError::Throttled { .. } => Code::ResourceExhausted,
             AuthError::BadCredentials
             | AuthError::UserDisabled
@@ -28,7 +33,10 @@ impl From<AuthError> for Status {
             | AuthError::RefreshUnknown
             | AuthError::RefreshExpired
             | AuthError::RefreshReused
-            | AuthError::SessionRevoked => Code::Unauthenticated,
+            | AuthError::SessionRevoked
+            | AuthError::InvalidClient
+            | AuthError::ClientDisabled
+            | AuthError::TokenMissing => Code::Unauthenticated,
             AuthError::Unavailable(cause) => {
                 tracing::error!(error = %cause, "database unavailable");
                 return Status::unavailable("the service is temporarily unavailable; retry");
@@ -43,7 +51,12 @@ impl From<AuthError> for Status {
         let Some(reason) = e.reason() else {
             return Status::new(code, message);
         };
-        let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, []);
+        // The role a refused call needs, as authd-client's own role checks name it.
+        let metadata: std::collections::HashMap<String, String> = match &e {
+            AuthError::RoleRequired(role) => [("role".to_owned(), role.clone())].into(),
+            _ => Default::default(),
+        };
+        let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
         // A throttled caller is told how long to wait (google.rpc.RetryInfo).
         match &e {
             AuthError::Throttled { retry_after } => {

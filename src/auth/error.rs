@@ -45,6 +45,27 @@ pub enum AuthError {
     RefreshReused,
     #[error("the session has ended")]
     SessionRevoked,
+    #[error("{0}")]
+    InvalidRole(String),
+    #[error("no such user")]
+    UserNotFound,
+    #[error("no such service account")]
+    ClientNotFound,
+    #[error("invalid client id or secret")]
+    InvalidClient,
+    #[error("this service account is disabled")]
+    ClientDisabled,
+    #[error("a service account by this name exists")]
+    ClientNameTaken,
+    #[error("the page token was not issued by this server")]
+    PageTokenInvalid,
+    #[error("this call needs an access token")]
+    TokenMissing,
+    /// The caller's token lacks the role the call needs.
+    #[error("this call needs the role {0}")]
+    RoleRequired(String),
+    #[error("a service account has no password")]
+    NotAUser,
     #[error("internal error: {0}")]
     Internal(String),
     #[error("the database is unavailable: {0}")]
@@ -72,6 +93,16 @@ impl AuthError {
             Self::UsernameTaken => reason::USERNAME_TAKEN,
             Self::RegistrationClosed => reason::REGISTRATION_CLOSED,
             Self::Busy => reason::THROTTLED,
+            Self::InvalidRole(_) => reason::INVALID_ROLE,
+            Self::UserNotFound => reason::USER_NOT_FOUND,
+            Self::ClientNotFound => reason::CLIENT_NOT_FOUND,
+            Self::InvalidClient => reason::INVALID_CLIENT,
+            Self::ClientDisabled => reason::CLIENT_DISABLED,
+            Self::ClientNameTaken => reason::CLIENT_NAME_TAKEN,
+            Self::PageTokenInvalid => reason::PAGE_TOKEN_INVALID,
+            Self::TokenMissing => reason::TOKEN_MISSING,
+            Self::RoleRequired(_) => reason::ROLE_REQUIRED,
+            Self::NotAUser => reason::NOT_A_USER,
             Self::Internal(_) | Self::Unavailable(_) => return None,
         })
     }
@@ -147,7 +178,17 @@ mod tests {
                 A::RefreshUnknown => Some(A::RefreshExpired),
                 A::RefreshExpired => Some(A::RefreshReused),
                 A::RefreshReused => Some(A::SessionRevoked),
-                A::SessionRevoked => Some(A::Internal("x".into())),
+                A::SessionRevoked => Some(A::InvalidRole("x".into())),
+                A::InvalidRole(_) => Some(A::UserNotFound),
+                A::UserNotFound => Some(A::ClientNotFound),
+                A::ClientNotFound => Some(A::InvalidClient),
+                A::InvalidClient => Some(A::ClientDisabled),
+                A::ClientDisabled => Some(A::ClientNameTaken),
+                A::ClientNameTaken => Some(A::PageTokenInvalid),
+                A::PageTokenInvalid => Some(A::TokenMissing),
+                A::TokenMissing => Some(A::RoleRequired("x".into())),
+                A::RoleRequired(_) => Some(A::NotAUser),
+                A::NotAUser => Some(A::Internal("x".into())),
                 A::Internal(_) => Some(A::Unavailable("x".into())),
                 A::Unavailable(_) => None,
             };
@@ -171,8 +212,6 @@ mod tests {
                 ),
             }
         }
-        // The one reason authd never gives: authd-client's, for a call without a token.
-        given.insert(reason::TOKEN_MISSING);
         let listed: BTreeSet<_> = reason::ALL.iter().copied().collect();
         assert_eq!(given, listed);
     }

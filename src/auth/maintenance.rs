@@ -21,6 +21,11 @@ impl Auth {
         let keep = retention.max(self.revocation_horizon());
         let before = Utc::now() - chrono_dur(keep);
         let (tokens, sessions) = self.store().delete_dead_sessions(before).await?;
+        // A deleted user's row is what keeps their tokens refused; gone after the same wait.
+        let users = self.store().purge_deleted_users(before).await?;
+        if users > 0 {
+            tracing::info!(users, "removed the rows of deleted users");
+        }
         self.prune_throttle().await?;
         if tokens + sessions > 0 {
             tracing::info!(

@@ -15,12 +15,15 @@ use crate::store::users::{User, new_user};
 use crate::store::{Store, StoreError};
 use crate::token::{KeyError, Subject, Tokens};
 
+pub mod admin;
 mod credentials;
 mod error;
 mod maintenance;
 #[cfg(test)]
 mod proptests;
 mod revocations;
+pub mod roles;
+pub mod service_accounts;
 mod sessions;
 mod throttle;
 mod users;
@@ -56,6 +59,8 @@ pub struct Policy {
     pub session_max_age: Duration,
     pub refresh_reuse_grace: Duration,
     pub throttle: ThrottlePolicy,
+    /// Lifetime of a service account's access token.
+    pub service_token_ttl: Duration,
 }
 
 /// The authentication service, shared by every request.
@@ -102,6 +107,7 @@ impl Auth {
             &self.policy.password,
             username,
             password,
+            Vec::new(),
         )
         .await
     }
@@ -153,7 +159,7 @@ impl Auth {
         if rehash {
             self.rehash(user.id, &user.password_hash, password).await;
         }
-        self.open_session(user.id, &user.username, audience).await
+        self.open_session(&user, audience).await
     }
 
     /// Verify an access token and check what only authd knows (revocations).
@@ -209,10 +215,12 @@ impl Auth {
         }
     }
 
+    /// A user's access token in session `session_id`, with their roles as stored.
     fn mint(
         &self,
         user_id: Uuid,
         username: &str,
+        roles: &str,
         session_id: Uuid,
         audience: &str,
         now: DateTime<Utc>,
@@ -223,6 +231,9 @@ impl Auth {
                 username,
                 session_id,
                 audience,
+                roles: roles::from_stored(roles),
+                client_id: None,
+                ttl: self.policy.access_ttl,
             },
             now,
         )?)
@@ -235,6 +246,14 @@ impl Auth {
 
     pub(crate) fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub(crate) fn hasher(&self) -> &Hasher {
+        &self.hasher
+    }
+
+    pub(crate) fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     pub(crate) fn revocations(&self) -> &Revocations {
@@ -250,8 +269,10 @@ pub async fn create_user(
     policy: &PasswordPolicy,
     username: &str,
     password: String,
+    roles: Vec<String>,
 ) -> Result<Uuid, AuthError> {
     let username = Username::parse(username)?;
+    let roles = roles::normalize(roles)?;
     let password = Password::parse(password)?;
     let secret = password.into_secret();
     // zxcvbn is CPU work whose cost grows with the input: it queues on the hashing pool
@@ -266,13 +287,14 @@ pub async fn create_user(
     }
     let hash = hasher.hash(secret).await?;
     let id = Uuid::new_v4();
-    let row = new_user(
+    let mut row = new_user(
         id,
         username.as_str().to_owned(),
         username.key().to_owned(),
         hash,
         Utc::now(),
     );
+    row.roles = roles::to_stored(&roles);
     match store.insert_user(row).await {
         Ok(()) => {}
         // Someone took the name (or a look-alike) between our check and our insert.

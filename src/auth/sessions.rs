@@ -6,8 +6,12 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{Auth, AuthError, TokenPair, chrono_dur};
+use std::net::IpAddr;
+
+use super::{Auth, AuthError, LoginName, Password, TokenPair, admin, chrono_dur};
+use crate::password::Verified;
 use crate::store::sessions::{RefreshTokenRow, SessionGuard, SessionRow};
+use crate::store::users::User;
 
 /// A new opaque refresh token: 256 random bits, base64url. Only its hash is stored.
 fn new_refresh_token() -> String {
@@ -53,10 +57,10 @@ fn secs_until(t: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
 impl Auth {
     pub(super) async fn open_session(
         &self,
-        user_id: Uuid,
-        username: &str,
+        user: &User,
         audience: &str,
     ) -> Result<TokenPair, AuthError> {
+        let (user_id, username) = (user.id, user.username.as_str());
         let now = Utc::now();
         let session = SessionRow {
             id: Uuid::new_v4(),
@@ -67,7 +71,8 @@ impl Auth {
             revoked_at: None,
         };
         let (refresh, row) = self.new_refresh_row(&session, now);
-        let (access, expires_in) = self.mint(user_id, username, session.id, audience, now)?;
+        let (access, expires_in) =
+            self.mint(user_id, username, &user.roles, session.id, audience, now)?;
         let refresh_expires_in = secs_until(row.expires_at, now);
         self.store.open_session(session, row).await?;
         Ok(TokenPair {
@@ -144,14 +149,106 @@ impl Auth {
         else {
             return Ok(None);
         };
-        let (access, expires_in) =
-            self.mint(r.user_id, &r.username, r.session_id, &r.audience, now)?;
+        let (access, expires_in) = self.mint(
+            r.user_id,
+            &r.username,
+            &r.roles,
+            r.session_id,
+            &r.audience,
+            now,
+        )?;
         Ok(Some(TokenPair {
             access_token: access,
             refresh_token: refresh,
             expires_in,
             refresh_expires_in: secs_until(r.expires_at, now),
         }))
+    }
+
+    /// Change the caller's password. `access_token` says who they are; the current password
+    /// is checked like a login (throttled, same cost), the new one against the policy.
+    /// Every other session of the user ends; the caller's session gets a fresh pair (any
+    /// copy of its old refresh token dies with it).
+    pub async fn change_password(
+        &self,
+        access_token: &str,
+        current: String,
+        new: String,
+        from: Option<IpAddr>,
+    ) -> Result<TokenPair, AuthError> {
+        let claims = self.validate(access_token, "")?;
+        if claims.client_id.is_some() {
+            return Err(AuthError::NotAUser);
+        }
+        let (Ok(user_id), Ok(sid)) = (Uuid::parse_str(&claims.sub), Uuid::parse_str(&claims.sid))
+        else {
+            return Err(AuthError::Token(authd_client::VerifyError::Malformed));
+        };
+        let current = Password::parse(current)?.into_secret();
+        let user = self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .filter(|u| u.deleted_at.is_none() && !u.disabled)
+            .ok_or(AuthError::TokenRevoked)?;
+        let key = LoginName::parse(&user.username)?;
+        self.begin_attempt(key.key(), from, Some(user.id)).await?;
+        let verified = match self
+            .hasher
+            .verify(current, Some(user.password_hash.clone()))
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                self.forgive_address(from);
+                return Err(e.into());
+            }
+        };
+        if !matches!(verified, Verified::Match { .. }) {
+            tracing::info!(event = "login_failed", user_id = %user.id, "password change refused: wrong current password");
+            crate::metrics::login_failed("bad_credentials");
+            return Err(AuthError::BadCredentials);
+        }
+        self.end_attempt_ok(key.key(), from).await;
+        let who = admin::UserRef::Id(user.id.to_string());
+        admin::set_password(
+            &self.store,
+            &self.hasher,
+            &self.policy.password,
+            &who,
+            new,
+            Some(sid),
+        )
+        .await?;
+        // The other sessions' access tokens are refused here at once, not at the next reload.
+        self.reload_revocations().await?;
+        let session = self
+            .store
+            .live_sessions(user.id, Utc::now())
+            .await?
+            .into_iter()
+            .find(|s| s.id == sid)
+            .ok_or(AuthError::SessionRevoked)?;
+        let now = Utc::now();
+        let (refresh, row) = self.new_refresh_row(&session, now);
+        let refresh_expires_in = secs_until(row.expires_at, now);
+        if !self.store.reissue_in_session(sid, row, now).await? {
+            return Err(AuthError::SessionRevoked);
+        }
+        let (access, expires_in) = self.mint(
+            user.id,
+            &user.username,
+            &user.roles,
+            sid,
+            &session.audience,
+            now,
+        )?;
+        Ok(TokenPair {
+            access_token: access,
+            refresh_token: refresh,
+            expires_in,
+            refresh_expires_in,
+        })
     }
 
     /// A new pair in the guarded session, and the row of its refresh token.
@@ -162,8 +259,14 @@ impl Auth {
     ) -> Result<(TokenPair, RefreshTokenRow), AuthError> {
         let s = &guard.session;
         let (refresh, row) = self.new_refresh_row(s, now);
-        let (access, expires_in) =
-            self.mint(guard.user.id, &guard.user.username, s.id, &s.audience, now)?;
+        let (access, expires_in) = self.mint(
+            guard.user.id,
+            &guard.user.username,
+            &guard.user.roles,
+            s.id,
+            &s.audience,
+            now,
+        )?;
         let pair = TokenPair {
             access_token: access,
             refresh_token: refresh,

@@ -2,7 +2,8 @@
 //! later), so each is logged and counted the same way.
 use chrono::Utc;
 
-use super::{AuthError, LoginName, find_user};
+use super::AuthError;
+use super::admin::{UserRef, get_user};
 use crate::store::Store;
 use crate::store::users::User;
 
@@ -11,11 +12,13 @@ use crate::store::users::User;
 /// user has that name.
 pub async fn set_user_disabled(
     store: &Store,
-    name: &str,
+    who: &UserRef,
     disabled: bool,
 ) -> Result<Option<(User, u64)>, AuthError> {
-    let Some(user) = find_user(store, &LoginName::parse(name)?).await? else {
-        return Ok(None);
+    let user = match get_user(store, who).await {
+        Ok(u) => u,
+        Err(AuthError::UserNotFound) => return Ok(None),
+        Err(e) => return Err(e),
     };
     let Some(ended) = store
         .set_user_disabled(user.id, disabled, Utc::now())
@@ -35,10 +38,12 @@ pub async fn set_user_disabled(
 /// End every live session of the user called `name` (log them out everywhere).
 pub async fn revoke_user_sessions(
     store: &Store,
-    name: &str,
+    who: &UserRef,
 ) -> Result<Option<(User, u64)>, AuthError> {
-    let Some(user) = find_user(store, &LoginName::parse(name)?).await? else {
-        return Ok(None);
+    let user = match get_user(store, who).await {
+        Ok(u) => u,
+        Err(AuthError::UserNotFound) => return Ok(None),
+        Err(e) => return Err(e),
     };
     let ended = store.revoke_user_sessions(user.id, Utc::now()).await?;
     tracing::info!(event = "sessions_revoked", user_id = %user.id, sessions_ended = ended, "all sessions of the user revoked");

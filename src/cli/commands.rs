@@ -38,6 +38,9 @@ pub enum Command {
     /// TLS certificates.
     #[command(subcommand)]
     Tls(TlsCommand),
+    /// Manage service accounts (client credentials for IssueServiceToken).
+    #[command(subcommand)]
+    Client(ClientCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -191,7 +194,26 @@ pub enum UserCommand {
         /// The servers' issuer: a word new passwords must not be built from.
         #[arg(long, env = "AUTHD_ISSUER", default_value = "authd", hide = true)]
         issuer: String,
+        /// A role to grant (repeat for several), e.g. `--role authd:admin`.
+        #[arg(long = "role")]
+        roles: Vec<String>,
     },
+    /// Set a user's password, read from standard input (or a prompt), never argv; ends
+    /// every session of the user.
+    SetPassword {
+        name: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(flatten)]
+        hashing: HashingArgs,
+        #[command(flatten)]
+        password: PasswordPolicyArgs,
+        #[arg(long, env = "AUTHD_ISSUER", default_value = "authd", hide = true)]
+        issuer: String,
+    },
+    /// A user's roles.
+    #[command(subcommand)]
+    Role(RoleCommand),
     /// Disable a user: no more logins or refreshes, and Validate refuses their tokens.
     Disable {
         name: String,
@@ -212,6 +234,75 @@ pub enum UserCommand {
     /// End every session of a user (log them out everywhere).
     RevokeSessions {
         name: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Grant roles; new tokens carry them from the next Issue or Refresh (`authd user
+    /// revoke-sessions` makes it immediate).
+    Add {
+        name: String,
+        #[arg(required = true)]
+        roles: Vec<String>,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Take roles away (same timing as `add`).
+    Remove {
+        name: String,
+        #[arg(required = true)]
+        roles: Vec<String>,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// List a user's roles, one per line.
+    List {
+        name: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Create a service account and print its client id and secret (shown this once).
+    Add {
+        name: String,
+        /// A role to grant (repeat for several).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// List service accounts.
+    List {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Give a service account a new secret (printed once); the old one keeps working for
+    /// --overlap, so its clients can move over.
+    RotateSecret {
+        /// Name or client id.
+        client: String,
+        #[arg(long, env = "AUTHD_CLIENT_SECRET_OVERLAP", default_value = "24h", value_parser = humantime::parse_duration)]
+        overlap: Duration,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Disable a service account: no new tokens, and Validate refuses its tokens.
+    Disable {
+        /// Name or client id.
+        client: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Enable a disabled service account.
+    Enable {
+        /// Name or client id.
+        client: String,
         #[command(flatten)]
         db: DatabaseArgs,
     },

@@ -13,7 +13,9 @@ use secrecy::SecretString;
 
 pub mod commands;
 
-use commands::{HealthcheckArgs, KeysCommand, TlsCommand, UserCommand};
+use authd::auth::admin::UserRef;
+use authd::auth::service_accounts as accounts;
+use commands::{ClientCommand, HealthcheckArgs, KeysCommand, RoleCommand, TlsCommand, UserCommand};
 
 pub async fn migrate(db: DatabaseArgs) -> anyhow::Result<ExitCode> {
     let store = Store::connect(&database_url(&db)?)
@@ -48,6 +50,7 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
             hashing,
             password,
             issuer,
+            roles,
         } => {
             hashing.validate()?;
             password.validate()?;
@@ -55,15 +58,35 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
             let store = open(&db).await?;
             let password = read_password()?;
             let hasher = hashing.hasher()?;
-            let id = auth::create_user(&store, &hasher, &policy, &name, password)
+            let id = auth::create_user(&store, &hasher, &policy, &name, password, roles)
                 .await
-                // The stable reason too, for scripts: as the API's ErrorInfo carries it.
-                .map_err(|e| match e.reason() {
-                    Some(reason) => anyhow::anyhow!("{e} [{reason}]"),
-                    None => anyhow::Error::new(e),
-                })?;
+                .map_err(with_reason)?;
             println!("{id}");
         }
+        UserCommand::SetPassword {
+            name,
+            db,
+            hashing,
+            password,
+            issuer,
+        } => {
+            hashing.validate()?;
+            password.validate()?;
+            let policy = password.policy(&issuer);
+            let store = open(&db).await?;
+            let password = read_password()?;
+            let hasher = hashing.hasher()?;
+            let who = UserRef::Name(name);
+            let (user, ended) =
+                auth::admin::set_password(&store, &hasher, &policy, &who, password, None)
+                    .await
+                    .map_err(with_reason)?;
+            println!(
+                "password of {} set; ended {ended} session(s)",
+                user.username
+            );
+        }
+        UserCommand::Role(cmd) => role(cmd).await?,
         UserCommand::Disable { name, db } => set_disabled(&db, &name, true).await?,
         UserCommand::Enable { name, db } => set_disabled(&db, &name, false).await?,
         UserCommand::List { db } => {
@@ -82,7 +105,7 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
         }
         UserCommand::RevokeSessions { name, db } => {
             let store = open(&db).await?;
-            match auth::revoke_user_sessions(&store, &name).await? {
+            match auth::revoke_user_sessions(&store, &UserRef::Name(name.clone())).await? {
                 Some((user, n)) => println!("revoked {n} session(s) of {}", user.username),
                 None => bail!("no user named {:?}", name.trim()),
             }
@@ -180,9 +203,133 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A use case's refusal with its stable reason, for scripts: as the API's ErrorInfo.
+fn with_reason(e: auth::AuthError) -> anyhow::Error {
+    match e.reason() {
+        Some(reason) => anyhow::anyhow!("{e} [{reason}]"),
+        None => anyhow::Error::new(e),
+    }
+}
+
+async fn role(cmd: RoleCommand) -> anyhow::Result<()> {
+    let (name, db) = match &cmd {
+        RoleCommand::Add { name, db, .. }
+        | RoleCommand::Remove { name, db, .. }
+        | RoleCommand::List { name, db } => (name.clone(), db.clone()),
+    };
+    let store = open(&db).await?;
+    let who = UserRef::Name(name);
+    let user = match cmd {
+        RoleCommand::Add { roles, .. } => auth::admin::change_roles(&store, &who, true, roles)
+            .await
+            .map_err(with_reason)?,
+        RoleCommand::Remove { roles, .. } => auth::admin::change_roles(&store, &who, false, roles)
+            .await
+            .map_err(with_reason)?,
+        RoleCommand::List { .. } => {
+            let user = auth::admin::get_user(&store, &who)
+                .await
+                .map_err(with_reason)?;
+            for r in auth::roles::from_stored(&user.roles) {
+                println!("{r}");
+            }
+            return Ok(());
+        }
+    };
+    println!(
+        "roles of {}: {} (new tokens carry them from the next login or refresh; `authd user \
+         revoke-sessions` makes it immediate)",
+        user.username,
+        auth::roles::from_stored(&user.roles).join(" ")
+    );
+    Ok(())
+}
+
+pub async fn client(cmd: ClientCommand) -> anyhow::Result<ExitCode> {
+    let print_secret = |s: &accounts::NewSecret| {
+        println!("client_id:     {}", s.account.client_id);
+        println!("client_secret: {}", s.secret);
+        eprintln!("the secret is shown this once: authd keeps only a keyed hash of it");
+    };
+    match cmd {
+        ClientCommand::Add { name, roles, db } => {
+            let store = open(&db).await?;
+            let s = accounts::create_service_account(&store, &name, roles)
+                .await
+                .map_err(with_reason)?;
+            print_secret(&s);
+        }
+        ClientCommand::List { db } => {
+            let store = open(&db).await?;
+            println!(
+                "{:<36}  {:<8}  {:<20}  {:<24}  ROLES",
+                "CLIENT ID", "STATE", "CREATED", "NAME"
+            );
+            let mut token = String::new();
+            loop {
+                let (page, next) = accounts::list_service_accounts(&store, 1000, &token)
+                    .await
+                    .map_err(with_reason)?;
+                for a in page {
+                    println!(
+                        "{:<36}  {:<8}  {:<20}  {:<24}  {}",
+                        a.client_id,
+                        if a.disabled { "disabled" } else { "enabled" },
+                        a.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                        a.name,
+                        auth::roles::from_stored(&a.roles).join(" ")
+                    );
+                }
+                if next.is_empty() {
+                    break;
+                }
+                token = next;
+            }
+        }
+        ClientCommand::RotateSecret {
+            client,
+            overlap,
+            db,
+        } => {
+            let store = open(&db).await?;
+            let s = accounts::rotate_service_account_secret(&store, &client, overlap)
+                .await
+                .map_err(with_reason)?;
+            print_secret(&s);
+            eprintln!(
+                "the previous secret keeps working for {}",
+                humantime::format_duration(overlap)
+            );
+        }
+        ClientCommand::Disable { client, db } => set_client_disabled(&db, &client, true).await?,
+        ClientCommand::Enable { client, db } => set_client_disabled(&db, &client, false).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn set_client_disabled(
+    db: &DatabaseArgs,
+    client: &str,
+    disabled: bool,
+) -> anyhow::Result<()> {
+    let store = open(db).await?;
+    let a = accounts::set_service_account_disabled(&store, client, disabled)
+        .await
+        .map_err(with_reason)?;
+    if disabled {
+        println!(
+            "disabled {} (running servers refuse its tokens within AUTHD_REVOCATION_REFRESH)",
+            a.name
+        );
+    } else {
+        println!("enabled {}", a.name);
+    }
+    Ok(())
+}
+
 async fn set_disabled(db: &DatabaseArgs, name: &str, disabled: bool) -> anyhow::Result<()> {
     let store = open(db).await?;
-    match auth::set_user_disabled(&store, name, disabled).await? {
+    match auth::set_user_disabled(&store, &UserRef::Name(name.to_owned()), disabled).await? {
         Some((user, ended)) if disabled => println!(
             "disabled {} and ended {ended} session(s) (running servers refuse their tokens \
              within AUTHD_REVOCATION_REFRESH)",

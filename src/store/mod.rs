@@ -10,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 pub mod entity;
 pub mod keys;
 mod rekey;
+pub mod service_accounts;
 pub mod sessions;
 pub mod throttle;
 pub mod users;

@@ -26,6 +26,8 @@ pub struct Rotated {
     pub session_id: Uuid,
     pub user_id: Uuid,
     pub username: String,
+    /// The user's roles column (a JSON array).
+    pub roles: String,
     pub audience: String,
     /// When the successor refresh token expires.
     pub expires_at: DateTime<Utc>,
@@ -39,7 +41,7 @@ pub struct Rotated {
 const ROTATE_IN_ONE_STATEMENT: &str = r#"
 WITH live AS (
     SELECT s.id AS session_id, s.user_id, s.audience, s.expires_at AS session_expires_at,
-           u.username
+           u.username, u.roles
     FROM sessions s
     JOIN refresh_tokens t ON t.session_id = s.id
     JOIN users u ON u.id = s.user_id
@@ -54,7 +56,7 @@ WITH live AS (
     UPDATE refresh_tokens t SET spent_at = $2
     FROM live
     WHERE t.token_hash = $1 AND t.spent_at IS NULL
-    RETURNING live.session_id, live.user_id, live.username, live.audience,
+    RETURNING live.session_id, live.user_id, live.username, live.roles, live.audience,
               live.session_expires_at
 ), successor AS (
     INSERT INTO refresh_tokens
@@ -62,7 +64,8 @@ WITH live AS (
     SELECT $3, session_id, $2, LEAST($4, session_expires_at), NULL, NULL, false FROM spent
     RETURNING session_id, expires_at
 )
-SELECT spent.session_id, spent.user_id, spent.username, spent.audience, successor.expires_at
+SELECT spent.session_id, spent.user_id, spent.username, spent.roles, spent.audience,
+       successor.expires_at
 FROM spent JOIN successor ON successor.session_id = spent.session_id
 "#;
 
@@ -334,9 +337,62 @@ impl Store {
             session_id: row.try_get("", "session_id")?,
             user_id: row.try_get("", "user_id")?,
             username: row.try_get("", "username")?,
+            roles: row.try_get("", "roles")?,
             audience: row.try_get("", "audience")?,
             expires_at: row.try_get("", "expires_at")?,
         }))
+    }
+
+    /// Give live session `id` a new refresh token in place of its current one (a password
+    /// change: the caller keeps their session, any copy of its old refresh token dies).
+    /// `false` when the session has ended.
+    pub(crate) async fn reissue_in_session(
+        &self,
+        id: Uuid,
+        successor: RefreshTokenRow,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let txn = self.db.begin().await?;
+        let live = session::Entity::update_many()
+            .col_expr(
+                session::Column::RevokedAt,
+                Expr::col(session::Column::RevokedAt),
+            )
+            .filter(session::Column::Id.eq(id))
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::ExpiresAt.gt(now))
+            .exec(&txn)
+            .await?;
+        if live.rows_affected == 0 {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::SpentAt, Expr::value(now))
+            .col_expr(refresh_token::Column::Superseded, Expr::value(true))
+            .filter(refresh_token::Column::SessionId.eq(id))
+            .filter(refresh_token::Column::SpentAt.is_null())
+            .exec(&txn)
+            .await?;
+        token_active(successor).insert(&txn).await?;
+        txn.commit().await?;
+        Ok(true)
+    }
+
+    /// The live sessions of a user, newest first.
+    pub async fn live_sessions(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SessionRow>, StoreError> {
+        use sea_orm::QueryOrder;
+        Ok(session::Entity::find()
+            .filter(session::Column::UserId.eq(user_id))
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::ExpiresAt.gt(now))
+            .order_by_desc(session::Column::CreatedAt)
+            .all(&self.db)
+            .await?)
     }
 
     /// End a session; `false` when it had already ended (revocation is idempotent).
@@ -365,9 +421,13 @@ impl Store {
             .into_tuple()
             .all(&self.db)
             .await?;
+        // A service token's `sub` is its client id: a disabled account is refused the
+        // same way as a disabled user.
+        let mut disabled_users = self.disabled_user_ids().await?;
+        disabled_users.extend(self.disabled_service_account_ids().await?);
         Ok(RevocationSnapshot {
             revoked_sessions,
-            disabled_users: self.disabled_user_ids().await?,
+            disabled_users,
         })
     }
 
@@ -395,6 +455,24 @@ impl Store {
             .await?;
         Ok((tokens.rows_affected, sessions.rows_affected))
     }
+}
+
+/// As `revoke_user_sessions`, sparing the session `keep`.
+pub(super) async fn revoke_user_sessions_except(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let mut q = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now));
+    if let Some(keep) = keep {
+        q = q.filter(session::Column::Id.ne(keep));
+    }
+    Ok(q.exec(db).await?.rows_affected)
 }
 
 pub(super) async fn revoke_user_sessions(

@@ -22,6 +22,8 @@ impl Store {
             created_at: Set(u.created_at),
             disabled: Set(u.disabled),
             key_version: Set(u.key_version),
+            roles: Set(u.roles),
+            deleted_at: Set(u.deleted_at),
         }
         .insert(&self.db)
         .await
@@ -95,9 +97,113 @@ impl Store {
 
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         Ok(user::Entity::find()
+            .filter(user::Column::DeletedAt.is_null())
             .order_by_asc(user::Column::UsernameKey)
             .all(&self.db)
             .await?)
+    }
+
+    /// Replace a user's roles (a JSON array); `false` when no such (undeleted) user.
+    pub async fn set_user_roles(&self, id: Uuid, roles: &str) -> Result<bool, StoreError> {
+        let r = user::Entity::update_many()
+            .col_expr(user::Column::Roles, Expr::value(roles))
+            .filter(user::Column::Id.eq(id))
+            .filter(user::Column::DeletedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(r.rows_affected == 1)
+    }
+
+    /// Replace a user's password hash and end their sessions, all but `keep` (the caller's
+    /// own, for a password change), in one transaction. `None` when no such user.
+    pub async fn set_password_hash(
+        &self,
+        id: Uuid,
+        hash: &str,
+        keep: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin().await?;
+        let r = user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, Expr::value(hash))
+            .filter(user::Column::Id.eq(id))
+            .filter(user::Column::DeletedAt.is_null())
+            .exec(&txn)
+            .await?;
+        if r.rows_affected == 0 {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        let ended = super::sessions::revoke_user_sessions_except(&txn, id, keep, now).await?;
+        txn.commit().await?;
+        Ok(Some(ended))
+    }
+
+    /// Delete a user: their sessions end, and the row stays disabled, with its name freed,
+    /// until the clean-up removes it (so other instances refuse their tokens through the
+    /// revocation view). Returns the sessions ended; `None` when no such user.
+    pub async fn delete_user(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin().await?;
+        let r = user::Entity::update_many()
+            .col_expr(user::Column::Disabled, Expr::value(true))
+            .col_expr(user::Column::DeletedAt, Expr::value(now))
+            .col_expr(
+                user::Column::UsernameKey,
+                Expr::value(format!("deleted:{id}")),
+            )
+            .filter(user::Column::Id.eq(id))
+            .filter(user::Column::DeletedAt.is_null())
+            .exec(&txn)
+            .await?;
+        if r.rows_affected == 0 {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        let ended = super::sessions::revoke_user_sessions(&txn, id, now).await?;
+        txn.commit().await?;
+        Ok(Some(ended))
+    }
+
+    /// Up to `limit` undeleted users after `after` (created_at, id), in that order: a
+    /// stable order, so pages neither skip nor repeat a user while others are added.
+    pub async fn list_users_page(
+        &self,
+        after: Option<(DateTime<Utc>, Uuid)>,
+        limit: u64,
+    ) -> Result<Vec<User>, StoreError> {
+        let mut q = user::Entity::find().filter(user::Column::DeletedAt.is_null());
+        if let Some((at, id)) = after {
+            q = q.filter(
+                sea_orm::Condition::any()
+                    .add(user::Column::CreatedAt.gt(at))
+                    .add(
+                        sea_orm::Condition::all()
+                            .add(user::Column::CreatedAt.eq(at))
+                            .add(user::Column::Id.gt(id)),
+                    ),
+            );
+        }
+        Ok(q.order_by_asc(user::Column::CreatedAt)
+            .order_by_asc(user::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Remove the rows of users deleted before `before`; returns how many.
+    pub(crate) async fn purge_deleted_users(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let r = user::Entity::delete_many()
+            .filter(user::Column::DeletedAt.lt(before))
+            .exec(&self.db)
+            .await?;
+        Ok(r.rows_affected)
     }
 
     pub(crate) async fn disabled_user_ids(&self) -> Result<Vec<Uuid>, StoreError> {
@@ -127,5 +233,7 @@ pub(crate) fn new_user(
         created_at: now,
         disabled: false,
         key_version: USERNAME_KEY_VERSION,
+        roles: "[]".to_owned(),
+        deleted_at: None,
     }
 }

@@ -524,3 +524,275 @@ pub async fn second_instance(b: Backend, db: &TestDb) -> Option<TestApp> {
         Backend::Sqlite => None,
     }
 }
+
+// The admin API, service accounts and the CLI (issue 12).
+
+/// `message` with `authorization: Bearer <token>`.
+pub fn bearer<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// What a CLI run printed, and whether it succeeded.
+#[derive(Debug)]
+pub struct CliOut {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// `authd ARGS` on `db`, as an operator runs it: only the test's environment (a
+/// developer's AUTHD_* variables must not change it), cheap argon2, `stdin` piped in.
+pub async fn authd_cli(db: &TestDb, args: &[&str], stdin: Option<&str>) -> CliOut {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(AUTHD_BIN)
+        .args(args)
+        .env_clear()
+        .env("AUTHD_DATABASE_URL", &db.url)
+        .env("AUTHD_ARGON2_M_KIB", "256")
+        .env("AUTHD_ARGON2_T", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(input) = stdin {
+        pipe.write_all(input.as_bytes()).await.unwrap();
+    }
+    drop(pipe);
+    let out = child.wait_with_output().await.unwrap();
+    CliOut {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// As `authd_cli`, which must succeed: its standard output.
+pub async fn authd_cli_ok(db: &TestDb, args: &[&str], stdin: Option<&str>) -> String {
+    let out = authd_cli(db, args, stdin).await;
+    assert!(
+        out.ok,
+        "authd {args:?} failed:\n{}{}",
+        out.stdout, out.stderr
+    );
+    out.stdout
+}
+
+/// The name of the admin the admin scenarios bootstrap (password `PASSWORD`).
+pub const ADMIN: &str = "admin";
+/// The admin role of a server with default settings.
+pub const ADMIN_ROLE: &str = "authd:admin";
+
+/// An admin API client and an admin's access token.
+#[derive(Clone)]
+pub struct Admin {
+    pub client: authd::proto::admin_service_client::AdminServiceClient<Channel>,
+    pub token: String,
+}
+
+impl Admin {
+    /// Log in as `username` on `app` and keep the access token for admin calls.
+    pub async fn login(app: &TestApp, username: &str) -> Self {
+        let token = app.issue(username, PASSWORD).await.unwrap().access_token;
+        Self::with_token(app, &token).await
+    }
+
+    pub async fn with_token(app: &TestApp, token: &str) -> Self {
+        Self {
+            client: app.admin_client().await,
+            token: token.to_owned(),
+        }
+    }
+
+    /// A client to call (the generated methods take `&mut self`).
+    pub fn api(&self) -> authd::proto::admin_service_client::AdminServiceClient<Channel> {
+        self.client.clone()
+    }
+
+    /// `message` with the admin's token.
+    pub fn req<T>(&self, message: T) -> tonic::Request<T> {
+        bearer(message, &self.token)
+    }
+
+    pub async fn create_user(
+        &self,
+        username: &str,
+        roles: &[&str],
+    ) -> Result<authd::proto::User, Status> {
+        self.api()
+            .create_user(self.req(authd::proto::CreateUserRequest {
+                username: username.into(),
+                password: PASSWORD.into(),
+                roles: roles.iter().map(|r| r.to_string()).collect(),
+            }))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub async fn get_user(&self, who: authd::proto::UserRef) -> Result<authd::proto::User, Status> {
+        self.api()
+            .get_user(self.req(who))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub async fn create_service_account(
+        &self,
+        name: &str,
+        roles: &[&str],
+    ) -> Result<authd::proto::ServiceAccountSecret, Status> {
+        self.api()
+            .create_service_account(self.req(authd::proto::CreateServiceAccountRequest {
+                name: name.into(),
+                roles: roles.iter().map(|r| r.to_string()).collect(),
+            }))
+            .await
+            .map(|r| r.into_inner())
+    }
+}
+
+/// A user named by name, for the admin API.
+pub fn by_name(name: &str) -> authd::proto::UserRef {
+    authd::proto::UserRef {
+        user: Some(authd::proto::user_ref::User::Username(name.into())),
+    }
+}
+
+/// A user named by id, for the admin API.
+pub fn by_id(id: &str) -> authd::proto::UserRef {
+    authd::proto::UserRef {
+        user: Some(authd::proto::user_ref::User::UserId(id.into())),
+    }
+}
+
+/// Bootstrap an admin as an operator would: `authd user add admin --role authd:admin`.
+pub async fn add_admin_with_cli(db: &TestDb) {
+    let out = authd_cli_ok(
+        db,
+        &["user", "add", ADMIN, "--role", ADMIN_ROLE],
+        Some(&format!("{PASSWORD}\n")),
+    )
+    .await;
+    uuid::Uuid::parse_str(out.trim()).unwrap();
+}
+
+/// A fresh database with an admin bootstrapped by the CLI, a server with `settings` as
+/// `configure` leaves them, and the admin logged in.
+pub async fn start_admin(
+    b: Backend,
+    configure: impl FnOnce(&mut ServeArgs),
+) -> Option<(TestDb, TestApp, Admin)> {
+    let db = TestDb::new(b).await?;
+    add_admin_with_cli(&db).await;
+    let mut s = settings(&db);
+    configure(&mut s);
+    let app = spawn(s).await;
+    let admin = Admin::login(&app, ADMIN).await;
+    Some((db, app, admin))
+}
+
+impl TestApp {
+    pub async fn admin_client(
+        &self,
+    ) -> authd::proto::admin_service_client::AdminServiceClient<Channel> {
+        authd::proto::admin_service_client::AdminServiceClient::connect(format!(
+            "http://{}",
+            self.addr
+        ))
+        .await
+        .unwrap()
+    }
+
+    pub async fn issue_service_token(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<authd::proto::ServiceToken, Status> {
+        self.client
+            .clone()
+            .issue_service_token(authd::proto::IssueServiceTokenRequest {
+                client_id: client_id.into(),
+                client_secret: client_secret.into(),
+                audience: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    /// ChangePassword with `token` as the caller's access token (`None`: no header).
+    pub async fn change_password(
+        &self,
+        token: Option<&str>,
+        current: &str,
+        new: &str,
+    ) -> Result<TokenPair, Status> {
+        let message = authd::proto::ChangePasswordRequest {
+            current_password: current.into(),
+            new_password: new.into(),
+        };
+        let request = match token {
+            Some(t) => bearer(message, t),
+            None => tonic::Request::new(message),
+        };
+        self.client
+            .clone()
+            .change_password(request)
+            .await
+            .map(|r| r.into_inner())
+    }
+}
+
+/// A JWT's payload, decoded but not verified (to look at what a token carries).
+pub fn jwt_payload(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&json).unwrap()
+}
+
+/// Whether PyJWT (with cryptography) can be imported; under CI its absence fails the test.
+pub fn have_pyjwt() -> bool {
+    let found = std::process::Command::new("python3")
+        .args(["-c", "import jwt, cryptography"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found || !in_ci(),
+        "PyJWT and cryptography must be installed under CI (pip install pyjwt cryptography)"
+    );
+    if !found {
+        eprintln!("skipping: PyJWT not installed");
+    }
+    found
+}
+
+/// tests/interop/verify_pyjwt.py with `args`: the claims PyJWT verified, or its refusal
+/// (`Err` with the exception class). A crash fails the test instead.
+pub fn pyjwt_verify(args: &[&str]) -> Result<serde_json::Value, String> {
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/interop/verify_pyjwt.py"
+        ))
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "verify_pyjwt.py crashed ({}):\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match stdout.trim().strip_prefix("REFUSED ") {
+        Some(why) => Err(why.to_owned()),
+        None => Ok(serde_json::from_str(&stdout).unwrap()),
+    }
+}

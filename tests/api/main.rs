@@ -7,6 +7,11 @@
 mod helpers;
 
 mod abuse;
+mod admin_cli;
+mod admin_gate;
+mod admin_readme;
+mod admin_users;
+mod change_password;
 mod cli;
 mod compose;
 mod container;
@@ -19,8 +24,10 @@ mod logs;
 mod refresh;
 mod register;
 mod restart;
+mod roles_client;
 mod sealed_keys;
 mod secrets;
+mod service_accounts;
 mod shutdown;
 mod throttle;
 mod tls;

@@ -176,6 +176,7 @@ pub fn claims(username: &str) -> Claims {
         sid: format!("sid-{username}"),
         username: username.into(),
         roles: vec![],
+        client_id: None,
     }
 }
 

@@ -1,10 +1,14 @@
 //! A service downstream of authd: `downstream.v1.Greeter` answers only callers with an authd
-//! access token, and greets them by the username in it.
+//! access token (a person's or a service account's), and greets them by the username in it;
+//! `downstream.v1.Admin` answers only those whose token also grants a role
+//! ([`Config::required_role`], default `downstream:admin`).
 //!
 //! The token is checked by `authd-client`, in one of three ways ([`Guard`]): the tonic
 //! interceptor (local, synchronous), the tower layer (local, waits for a JWKS refetch when
 //! authd has rotated its key), or the layer asking authd's `Validate` on every call (sees
-//! revoked sessions at once). Health and reflection stay outside the guard.
+//! revoked sessions at once). The role is checked in [`Admin`]'s handler with
+//! `authd_client::require_role`, the same whichever guard is in front. Health and
+//! reflection stay outside the guard.
 //!
 //! [`serve`] takes a bound listener and a shutdown future, so a test can start it on
 //! 127.0.0.1:0 next to a real authd:
@@ -42,11 +46,12 @@ use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status};
 use tower_layer::Layer as _;
 
+use crate::proto::admin_server::{self, AdminServer};
 use crate::proto::greeter_server::{Greeter, GreeterServer};
-use crate::proto::{HelloReply, HelloRequest};
+use crate::proto::{HelloReply, HelloRequest, ReportReply, ReportRequest};
 
-/// Generated from `proto/downstream/v1/hello.proto`: messages, `GreeterServer` and
-/// `GreeterClient`.
+/// Generated from `proto/downstream/v1/hello.proto`: messages, `GreeterServer`,
+/// `GreeterClient`, `AdminServer` and `AdminClient`.
 pub mod proto {
     #![allow(clippy::all, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     tonic::include_proto!("downstream.v1");
@@ -58,6 +63,9 @@ pub mod proto {
 
 /// Default listen address (`DOWNSTREAM_LISTEN`).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50061";
+
+/// Default role [`Admin`] requires (`DOWNSTREAM_REQUIRED_ROLE`).
+pub const DEFAULT_REQUIRED_ROLE: &str = "downstream:admin";
 
 /// Where the keys that verify tokens come from.
 #[derive(Debug, Clone)]
@@ -99,6 +107,10 @@ pub struct Config {
     pub jwks_min_refetch: Duration,
     /// How often the JWKS is refreshed in the background.
     pub jwks_refresh: Duration,
+    /// The role a token must grant to call `downstream.v1.Admin`
+    /// (`DOWNSTREAM_REQUIRED_ROLE`, default [`DEFAULT_REQUIRED_ROLE`]); exact and
+    /// case-sensitive.
+    pub required_role: String,
 }
 
 /// A setting that cannot be used.
@@ -134,6 +146,7 @@ impl Config {
             audience: "authd".into(),
             jwks_min_refetch: Duration::from_secs(10),
             jwks_refresh: Duration::from_secs(300),
+            required_role: DEFAULT_REQUIRED_ROLE.into(),
         }
     }
 
@@ -174,7 +187,9 @@ impl Config {
     ///   (its `AUTHD_TLS_CLIENT_CA`). The files are read here: an unreadable one, or a URL
     ///   whose scheme does not match, is an error naming the setting;
     /// - `AUTHD_ISSUER` and `AUTHD_AUDIENCE` (default `authd`);
-    /// - `DOWNSTREAM_GUARD` (`interceptor`, `layer` or `validate`; default `interceptor`).
+    /// - `DOWNSTREAM_GUARD` (`interceptor`, `layer` or `validate`; default `interceptor`);
+    /// - `DOWNSTREAM_REQUIRED_ROLE`: the role `downstream.v1.Admin` requires (default
+    ///   `downstream:admin`).
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let tls = tls_from_vars(&var)?;
@@ -220,6 +235,9 @@ impl Config {
         if let Some(audience) = var("AUTHD_AUDIENCE") {
             config.audience = audience;
         }
+        if let Some(role) = var("DOWNSTREAM_REQUIRED_ROLE") {
+            config.required_role = role;
+        }
         if let Some(guard) = var("DOWNSTREAM_GUARD") {
             config.guard = match guard.as_str() {
                 "interceptor" => Guard::Interceptor,
@@ -249,6 +267,7 @@ impl Config {
 }
 
 /// The Greeter: the guard in front of it has put the caller's [`Claims`] in the request.
+/// Any valid token will do, a person's or a service account's.
 #[derive(Debug, Default, Clone)]
 pub struct Hello;
 
@@ -261,15 +280,58 @@ impl Greeter for Hello {
             .get::<Claims>()
             .cloned()
             .ok_or_else(|| Status::unauthenticated("no verified caller"))?;
+        let name = caller_name(&caller).to_owned();
         let topic = request.into_inner().topic;
         let message = match topic.trim() {
-            "" => format!("Hello, {}!", caller.username),
-            topic => format!("Hello, {}! Let's talk about {topic}.", caller.username),
+            "" => format!("Hello, {name}!"),
+            topic => format!("Hello, {name}! Let's talk about {topic}."),
         };
         Ok(Response::new(HelloReply {
             message,
-            username: caller.username,
+            username: name,
             user_id: caller.sub,
+        }))
+    }
+}
+
+/// The caller's name: the username, or for a service account's token without one, its
+/// client id.
+fn caller_name(caller: &Claims) -> &str {
+    match (caller.username.as_str(), &caller.client_id) {
+        ("", Some(client_id)) => client_id,
+        (username, _) => username,
+    }
+}
+
+/// The Admin service: every call needs a token that grants the role it was made with
+/// ([`Config::required_role`]), checked in the handler, so it holds behind any guard.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    required_role: String,
+}
+
+impl Admin {
+    /// Admin for callers whose token grants `required_role`.
+    pub fn new(required_role: impl Into<String>) -> Self {
+        Self {
+            required_role: required_role.into(),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl admin_server::Admin for Admin {
+    async fn report(
+        &self,
+        request: Request<ReportRequest>,
+    ) -> Result<Response<ReportReply>, Status> {
+        // PERMISSION_DENIED (ROLE_REQUIRED) without the role; UNAUTHENTICATED without claims.
+        let caller = authd_client::require_role(&request, &self.required_role)?;
+        Ok(Response::new(ReportReply {
+            username: caller_name(caller).to_owned(),
+            user_id: caller.sub.clone(),
+            roles: caller.roles.clone(),
+            client_id: caller.client_id.clone().unwrap_or_default(),
         }))
     }
 }
@@ -343,7 +405,7 @@ fn authd_channel(url: &str, tls: Option<&TlsOptions>) -> Result<Channel, ConfigE
     authd_client::authd_channel(url, tls).map_err(|e| connect_config_error(e, tls))
 }
 
-/// Serve Greeter (guarded), health and reflection on `listener` until `shutdown`
+/// Serve Greeter and Admin (guarded), health and reflection on `listener` until `shutdown`
 /// completes; then finish in-flight calls and return.
 ///
 /// With [`Keys::Authd`] and a local guard, authd's JWKS is fetched before serving (an
@@ -356,6 +418,8 @@ pub async fn serve(
     config.check()?;
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<GreeterServer<Hello>>().await;
+    reporter.set_serving::<AdminServer<Admin>>().await;
+    let admin = Admin::new(&config.required_role);
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -369,7 +433,8 @@ pub async fn serve(
     let reflection_v1alpha = reflection()
         .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
-    // Health and reflection are added as they are: only the Greeter is behind the guard.
+    // Health and reflection are added as they are: only Greeter and Admin are behind the
+    // guard.
     let router = Server::builder()
         .add_service(health)
         .add_service(reflection_v1)
@@ -383,6 +448,7 @@ pub async fn serve(
             tracing::info!(authd = %url, "checking every call with authd's Validate");
             return Ok(router
                 .add_service(layer.layer(GreeterServer::new(Hello)))
+                .add_service(layer.layer(AdminServer::new(admin)))
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await?);
         }
@@ -407,16 +473,18 @@ pub async fn serve(
     };
     let served = match config.guard {
         Guard::Interceptor => {
-            let greeter = GreeterServer::with_interceptor(Hello, AuthInterceptor::new(keys));
+            let interceptor = AuthInterceptor::new(keys);
             router
-                .add_service(greeter)
+                .add_service(GreeterServer::with_interceptor(Hello, interceptor.clone()))
+                .add_service(AdminServer::with_interceptor(admin, interceptor))
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await
         }
         Guard::Layer | Guard::Validate => {
-            let greeter = AuthLayer::local(keys).layer(GreeterServer::new(Hello));
+            let layer = AuthLayer::local(keys);
             router
-                .add_service(greeter)
+                .add_service(layer.layer(GreeterServer::new(Hello)))
+                .add_service(layer.layer(AdminServer::new(admin)))
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await
         }

@@ -24,7 +24,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, guard = ?config.guard, "downstream serving gRPC");
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        guard = ?config.guard,
+        admin_role = %config.required_role,
+        "downstream serving gRPC"
+    );
     downstream::serve(listener, config, shutdown_signal()).await?;
     tracing::info!("downstream stopped");
     Ok(())

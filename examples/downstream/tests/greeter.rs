@@ -1,6 +1,7 @@
 //! The Greeter served for real on 127.0.0.1:0, called by a tonic client: each guard lets a
 //! good token through with the caller's name, and refuses the rest with UNAUTHENTICATED
-//! and the reason in an ErrorInfo detail.
+//! and the reason in an ErrorInfo detail. Admin also needs the configured role, and says
+//! PERMISSION_DENIED (ROLE_REQUIRED) to a valid token without it.
 // Test and bench code may unwrap and panic: a failure there is a failed assertion.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,8 +12,9 @@ use std::time::Duration;
 
 use authd_client::test_util::{FakeAuthd, TestKey, claims, claims_json, jwks_json};
 use authd_client::{Claims, rejection_reason};
-use downstream::proto::HelloRequest;
+use downstream::proto::admin_client::AdminClient;
 use downstream::proto::greeter_client::GreeterClient;
+use downstream::proto::{HelloRequest, ReportReply, ReportRequest};
 use downstream::{Config, Guard, ServeError};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::oneshot;
@@ -63,6 +65,24 @@ impl Running {
             .into_inner();
         assert!(reply.message.contains(&reply.username), "{}", reply.message);
         Ok(reply.username)
+    }
+
+    async fn report(&self, token: Option<&str>) -> Result<ReportReply, Status> {
+        let channel = Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut request = tonic::Request::new(ReportRequest {});
+        if let Some(token) = token {
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        Ok(AdminClient::new(channel)
+            .report(request)
+            .await?
+            .into_inner())
     }
 
     async fn stop(mut self) -> Result<(), ServeError> {
@@ -142,6 +162,73 @@ fn reason(result: Result<String, Status>) -> String {
     let status = result.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     rejection_reason(&status).unwrap_or_else(|| panic!("no ErrorInfo reason: {status:?}"))
+}
+
+/// PERMISSION_DENIED with the reason ROLE_REQUIRED, naming `role`.
+#[track_caller]
+fn role_required<T: std::fmt::Debug>(result: Result<T, Status>, role: &str) {
+    let status = result.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert_eq!(
+        rejection_reason(&status).as_deref(),
+        Some(authd_client::reason::ROLE_REQUIRED),
+        "{status:?}"
+    );
+    assert!(status.message().contains(role), "{status:?}");
+}
+
+/// A service account's claims, as authd mints them for client credentials: `sub` is the
+/// client id, `client_id` too, and the account's roles.
+fn service_account(name: &str, roles: &[&str]) -> Claims {
+    let mut c = claims(name);
+    c.sub = format!("svc-{name}");
+    c.client_id = Some(c.sub.clone());
+    c.roles = roles.iter().map(|r| r.to_string()).collect();
+    c
+}
+
+/// What Admin must do behind every guard: the role passes, its absence is PERMISSION_DENIED,
+/// no valid token is UNAUTHENTICATED as ever; and the Greeter asks for no role.
+async fn check_admin(server: &Running, key: &TestKey, role: &str) {
+    let admin = mint_with(key, |c| c.roles = vec!["reader".into(), role.into()]);
+    let report = server.report(Some(&admin)).await.unwrap();
+    assert_eq!(report.username, "ada");
+    assert_eq!(report.roles, vec!["reader".to_string(), role.to_string()]);
+    assert_eq!(report.client_id, "");
+
+    let plain = key.mint(&claims("ada"));
+    role_required(server.report(Some(&plain)).await, role);
+    let shouted = mint_with(key, |c| c.roles = vec![role.to_uppercase()]);
+    role_required(server.report(Some(&shouted)).await, role);
+    assert_eq!(server.hello(Some(&plain)).await.unwrap(), "ada");
+
+    for (token, why) in [
+        (None, "TOKEN_MISSING"),
+        (Some("garbage".to_owned()), "TOKEN_MALFORMED"),
+        (Some(mint_with(key, |c| c.exp -= 3600)), "TOKEN_EXPIRED"),
+    ] {
+        let status = server.report(token.as_deref()).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+        assert_eq!(rejection_reason(&status).as_deref(), Some(why));
+    }
+
+    // A service account's token is a caller like a person's.
+    let robot = key.mint(&service_account("nightly-export", &[role]));
+    assert_eq!(server.hello(Some(&robot)).await.unwrap(), "nightly-export");
+    let report = server.report(Some(&robot)).await.unwrap();
+    assert_eq!(
+        (report.username.as_str(), report.client_id.as_str()),
+        ("nightly-export", "svc-nightly-export")
+    );
+    assert_eq!(report.user_id, "svc-nightly-export");
+    let robot = key.mint(&service_account("nightly-export", &[]));
+    assert_eq!(server.hello(Some(&robot)).await.unwrap(), "nightly-export");
+    role_required(server.report(Some(&robot)).await, role);
+    // One without a username is greeted by its client id.
+    let mut nameless = service_account("x", &[]);
+    nameless.username.clear();
+    let nameless = key.mint(&nameless);
+    assert_eq!(server.hello(Some(&nameless)).await.unwrap(), "svc-x");
 }
 
 fn mint_with(key: &TestKey, edit: impl FnOnce(&mut Claims)) -> String {
@@ -320,6 +407,38 @@ async fn validate_guard_sees_a_revoked_session_at_once() {
 }
 
 #[tokio::test]
+async fn admin_requires_the_role_behind_each_guard() {
+    let hs = TestKey::hs256("hs256-any-kid", SECRET.as_bytes());
+    for guard in [Guard::Interceptor, Guard::Layer] {
+        let mut config = Config::with_shared_secret(SECRET);
+        config.guard = guard;
+        let server = Running::start(config).await;
+        check_admin(&server, &hs, downstream::DEFAULT_REQUIRED_ROLE).await;
+        server.stop().await.unwrap();
+    }
+
+    let ed = TestKey::ed25519("ed-1", [1; 32]);
+    let authd = FakeAuthd::start(jwks_json(&[&ed])).await.unwrap();
+    authd.validate_with(authd_client::Verifier::new(
+        vec![ed.verification_key()],
+        "authd",
+        "authd",
+    ));
+    for guard in [Guard::Layer, Guard::Validate] {
+        let mut config = Config::with_authd(authd.url());
+        config.guard = guard;
+        config.required_role = "billing:read".into();
+        let server = Running::start(config).await;
+        check_admin(&server, &ed, "billing:read").await;
+        let default_role = mint_with(&ed, |c| {
+            c.roles = vec![downstream::DEFAULT_REQUIRED_ROLE.into()]
+        });
+        role_required(server.report(Some(&default_role)).await, "billing:read");
+        server.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
 async fn an_unreachable_authd_stops_the_start_with_an_error() {
     // A port that refuses connections while `_held` lives: bound without SO_REUSEADDR, so
     // no one else can take it, and never listening.
@@ -344,6 +463,7 @@ fn configuration_from_the_environment() {
     assert_eq!(c.listen.to_string(), "127.0.0.1:50061");
     assert_eq!((c.issuer.as_str(), c.audience.as_str()), ("authd", "authd"));
     assert_eq!(c.guard, Guard::Interceptor);
+    assert_eq!(c.required_role, "downstream:admin");
     assert!(
         !format!("{c:?}").contains(SECRET),
         "the secret is never printed"
@@ -355,8 +475,10 @@ fn configuration_from_the_environment() {
         ("AUTHD_AUDIENCE", "greeter"),
         ("DOWNSTREAM_LISTEN", "0.0.0.0:7000"),
         ("DOWNSTREAM_GUARD", "validate"),
+        ("DOWNSTREAM_REQUIRED_ROLE", "greeter:ops"),
     ])
     .unwrap();
+    assert_eq!(c.required_role, "greeter:ops");
     assert_eq!(c.listen.to_string(), "0.0.0.0:7000");
     assert_eq!(c.audience, "greeter");
     assert_eq!(c.guard, Guard::Validate);

@@ -15,6 +15,11 @@ pub struct Model {
     /// Which rule computed `username_key`: 1 NFKC + lower case (before migration 000004),
     /// 2 the UTS #39 skeleton of the RFC 8265 case-mapped form.
     pub key_version: i16,
+    /// The user's roles, a JSON array of names (`auth::roles`).
+    pub roles: String,
+    /// Set when the user was deleted: the row stays, disabled and nameless, until the
+    /// clean-up removes it, so every instance learns of the deletion.
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}
