@@ -12,6 +12,19 @@ pub fn process(pid: u32) -> Option<Duration> {
     parse(&stat).map(|(_, cpu)| cpu)
 }
 
+/// The most resident memory process `pid` has had (`VmHWM`), in bytes: after a login storm,
+/// what the argon2 cap let it grow to.
+pub fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_hwm(&status)
+}
+
+fn parse_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// `(comm, utime + stime)` of a stat line. The name is in parentheses and may itself hold
 /// spaces or parentheses, so fields are counted from the last `)`.
 fn parse(stat: &str) -> Option<(&str, Duration)> {
@@ -37,6 +50,13 @@ mod tests {
             parse(stat),
             Some(("floor (x) y", Duration::from_millis(1750)))
         );
+    }
+
+    #[test]
+    fn peak_rss_is_read_from_vmhwm() {
+        let status = "Name:\tauthd\nVmPeak:\t  200 kB\nVmHWM:\t   81234 kB\nVmRSS:\t 1 kB\n";
+        assert_eq!(parse_hwm(status), Some(81234 * 1024));
+        assert!(peak_rss(std::process::id()).is_some_and(|b| b > 0));
     }
 
     #[test]

@@ -241,10 +241,18 @@ async fn run(args: Args) -> Result<()> {
         validate_reply_bytes: fixture.reply.encoded_len(),
     };
     let report = Report::finish(header, argon2, rows);
+    // Over the whole run: after a storm, what the argon2 cap let authd grow to.
+    let peak_rss = cpu::peak_rss(authd.pid());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.text());
+        if let Some(bytes) = peak_rss {
+            println!(
+                "authd peak RSS (VmHWM) over the run: {:.1} MiB",
+                bytes as f64 / (1024.0 * 1024.0)
+            );
+        }
     }
     Ok(())
 }
