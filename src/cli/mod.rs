@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use authd::auth;
-use authd::config::DatabaseArgs;
+use authd::auth::PasswordPolicy;
+use authd::config::{DatabaseArgs, HashingArgs, PasswordPolicyArgs};
 use authd::keys;
+use authd::password::Hasher;
 use authd::store::Store;
 use chrono::Utc;
 use secrecy::SecretString;
@@ -52,12 +54,8 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
             issuer,
             roles,
         } => {
-            hashing.validate()?;
-            password.validate()?;
-            let policy = password.policy(&issuer);
-            let store = open(&db).await?;
-            let password = read_password()?;
-            let hasher = hashing.hasher()?;
+            let (store, hasher, policy, password) =
+                new_password(&db, &hashing, &password, &issuer).await?;
             let id = auth::create_user(&store, &hasher, &policy, &name, password, roles)
                 .await
                 .map_err(with_reason)?;
@@ -70,12 +68,8 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
             password,
             issuer,
         } => {
-            hashing.validate()?;
-            password.validate()?;
-            let policy = password.policy(&issuer);
-            let store = open(&db).await?;
-            let password = read_password()?;
-            let hasher = hashing.hasher()?;
+            let (store, hasher, policy, password) =
+                new_password(&db, &hashing, &password, &issuer).await?;
             let who = UserRef::Name(name);
             let (user, ended) =
                 auth::admin::set_password(&store, &hasher, &policy, &who, password, None)
@@ -201,6 +195,22 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What setting a password from the command line needs: the settings checked, the
+/// database, the hasher and policy, and the password read from stdin or a prompt.
+async fn new_password(
+    db: &DatabaseArgs,
+    hashing: &HashingArgs,
+    password: &PasswordPolicyArgs,
+    issuer: &str,
+) -> anyhow::Result<(Store, Hasher, PasswordPolicy, String)> {
+    hashing.validate()?;
+    password.validate()?;
+    let policy = password.policy(issuer);
+    let store = open(db).await?;
+    let typed = read_password()?;
+    Ok((store, hashing.hasher()?, policy, typed))
 }
 
 /// A use case's refusal with its stable reason, for scripts: as the API's ErrorInfo.
