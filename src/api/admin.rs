@@ -335,9 +335,10 @@ impl AdminApi {
     ) -> Result<Response<User>, Status> {
         let actor = actor(&request);
         let who = user_ref(request.into_inner().user)?;
-        let u = users::get_user(self.auth.store(), &who).await?;
+        let (u, _) = auth::set_user_disabled(self.auth.store(), &who, disabled)
+            .await?
+            .ok_or(AuthError::UserNotFound)?;
         let name = u.id.to_string();
-        auth::set_user_disabled(self.auth.store(), &UserRef::Id(name.clone()), disabled).await?;
         self.auth.reload_revocations().await?;
         audit(
             &actor,

@@ -8,13 +8,7 @@ const MAX_ROLE_CHARS: usize = 64;
 /// A role name: 1 to 64 ASCII letters, digits and `.` `_` `:` `-`, starting with a letter
 /// or digit (`billing:read`, `authd:admin`). Case-sensitive, as services compare them.
 pub fn check_role(name: &str) -> Result<(), AuthError> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_ROLE_CHARS
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
-    if ok {
+    if is_identifier(name, &['.', '_', ':', '-']) {
         Ok(())
     } else {
         Err(AuthError::InvalidRole(format!(
@@ -23,6 +17,17 @@ pub fn check_role(name: &str) -> Result<(), AuthError> {
             truncate(name)
         )))
     }
+}
+
+/// 1 to 64 ASCII letters, digits and `extra`, starting with a letter or digit: the shape
+/// of role names and service-account names.
+pub(crate) fn is_identifier(name: &str, extra: &[char]) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_ROLE_CHARS
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(&c))
 }
 
 fn truncate(s: &str) -> String {

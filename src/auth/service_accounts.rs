@@ -66,13 +66,7 @@ fn secret_matches(client_id: Uuid, secret: &str, stored: &str) -> bool {
 /// A service account's name: 1 to 64 ASCII letters, digits and `.` `_` `-`, starting with
 /// a letter or digit.
 fn check_name(name: &str) -> Result<(), AuthError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
+    if roles::is_identifier(name, &['.', '_', '-']) {
         Ok(())
     } else {
         Err(AuthError::InvalidInput(
