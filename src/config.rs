@@ -292,6 +292,20 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub key_encryption: KeyEncryptionArgs,
 
+    /// Browser origins whose pages may call authd over gRPC-Web, exact and comma-separated
+    /// (`https://app.example.com,http://127.0.0.1:5173`). Empty (the default): no browser
+    /// may; gRPC-Web from a client that sends no `Origin` (curl, a proxy) still works.
+    #[arg(long, env = "AUTHD_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
+
+    /// Serve the admin API over gRPC-Web too (it is always served over native gRPC).
+    #[arg(long, env = "AUTHD_GRPC_WEB_ADMIN", default_value_t = false, action = clap::ArgAction::Set)]
+    pub grpc_web_admin: bool,
+
+    /// Serve reflection over gRPC-Web too (it is always served over native gRPC).
+    #[arg(long, env = "AUTHD_GRPC_WEB_REFLECTION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub grpc_web_reflection: bool,
+
     /// The role an access token needs for the admin API (authd.v1.AdminService).
     #[arg(long, env = "AUTHD_ADMIN_ROLE", default_value = "authd:admin")]
     pub admin_role: String,
@@ -464,6 +478,12 @@ fn bad(setting: &'static str, reason: impl Into<String>) -> ConfigError {
 }
 
 impl ServeArgs {
+    /// Which browser pages may call authd over gRPC-Web (`AUTHD_CORS_ALLOWED_ORIGINS`).
+    pub fn browser_access(&self) -> Result<authd_client::web::BrowserAccess, ConfigError> {
+        authd_client::web::BrowserAccess::new(&self.cors_allowed_origins)
+            .map_err(|e| bad("AUTHD_CORS_ALLOWED_ORIGINS", e.to_string()))
+    }
+
     /// The default audience followed by the other allowed ones, without repeats.
     pub fn allowed_audiences(&self) -> Vec<String> {
         let mut all = vec![self.audience.clone()];
@@ -590,6 +610,7 @@ impl ServeArgs {
         if self.cleanup_interval.is_zero() {
             return Err(bad("AUTHD_CLEANUP_INTERVAL", "must be more than 0s"));
         }
+        self.browser_access()?;
         if crate::auth::roles::check_role(&self.admin_role).is_err() {
             return Err(bad(
                 "AUTHD_ADMIN_ROLE",
@@ -835,5 +856,23 @@ mod tests {
             ),
             (12, 0)
         );
+    }
+
+    #[test]
+    fn browser_access_is_off_by_default_and_takes_exact_origins_only() {
+        let d = ServeArgs::defaults().unwrap();
+        assert!(d.cors_allowed_origins.is_empty());
+        assert!(!d.browser_access().unwrap().allows_any());
+        assert!(!d.grpc_web_admin && !d.grpc_web_reflection);
+        let ok = parse(&[
+            "--cors-allowed-origins",
+            "https://app.example.com, http://127.0.0.1:5173",
+        ])
+        .unwrap();
+        assert!(ok.browser_access().unwrap().allows_any());
+        for bad in ["*", "https://app.example.com/", "app.example.com"] {
+            let err = parse(&["--cors-allowed-origins", bad]).unwrap_err();
+            assert!(err.contains("AUTHD_CORS_ALLOWED_ORIGINS"), "{bad}: {err}");
+        }
     }
 }

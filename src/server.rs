@@ -13,7 +13,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::api::AuthApi;
+use crate::api::{AuthApi, web};
 use crate::auth::{Auth, Backoff, Policy, Revocations, ThrottlePolicy};
 use crate::config::{ConfigError, ServeArgs};
 use crate::password::PasswordError;
@@ -216,13 +216,21 @@ impl Application {
                 set_health(&reporter, ServingStatus::NotServing).await;
             }
         };
+        let browsers = self.settings.browser_access()?;
+        let (web_admin, web_reflection) = (
+            self.settings.grpc_web_admin,
+            self.settings.grpc_web_reflection,
+        );
+        // gRPC-Web comes over HTTP/1.1 from browsers; native gRPC stays HTTP/2.
         let router = Server::builder()
+            .accept_http1(true)
+            .layer(browsers)
             .layer(RpcTraceLayer)
-            .add_service(health)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(api)
-            .add_service(admin);
+            .add_service(web::served(health, true))
+            .add_service(web::served(reflection_v1, web_reflection))
+            .add_service(web::served(reflection_v1alpha, web_reflection))
+            .add_service(web::served(api, true))
+            .add_service(web::served(admin, web_admin));
         let served = match &self.tls {
             Some(tls) => {
                 router

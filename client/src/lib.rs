@@ -25,6 +25,9 @@
 //! [`require_role`] checks one in a handler; a valid token without the role is refused
 //! with `PERMISSION_DENIED` and the reason `ROLE_REQUIRED`.
 //!
+//! With the `web` feature, [`web::BrowserAccess`] lets browser pages on listed origins call
+//! a gRPC-Web service (CORS without credentials: the token travels in a header).
+//!
 //! ```
 //! use authd_client::{AuthInterceptor, Claims, KeySource, Verifier, VerifyError, rejection_reason};
 //! use tonic::service::Interceptor;
@@ -135,6 +138,8 @@ mod roles;
 mod status;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
+#[cfg(feature = "web")]
+pub mod web;
 
 pub use claims::Claims;
 pub use jwks::{JwksError, parse_jwks};

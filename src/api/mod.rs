@@ -14,6 +14,7 @@ use crate::proto::{
 mod admin;
 mod peer;
 mod status;
+pub mod web;
 
 pub use admin::admin_service;
 

@@ -94,7 +94,7 @@ impl ServerTls {
             }
         };
         let mut config = builder.with_cert_resolver(certs.clone());
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Self {
             config: Arc::new(config),
             certs,

@@ -94,7 +94,7 @@ async fn grpcurl_walkthrough_with_reflection_only() {
             .unwrap();
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
+            + &*String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("Unauthenticated"), "{err}");
         assert!(err.contains("TOKEN_MALFORMED"), "{err}");
 

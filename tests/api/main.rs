@@ -34,3 +34,5 @@ mod tls;
 mod tls_rotation;
 mod validate;
 mod validate_layer;
+mod web;
+mod web_readme;

@@ -10,6 +10,9 @@
 //! `authd_client::require_role`, the same whichever guard is in front. Health and
 //! reflection stay outside the guard.
 //!
+//! Every service is served over gRPC-Web as well as native gRPC, so a browser page can call
+//! it; CORS lets in only the pages of [`Config::cors_allowed_origins`].
+//!
 //! [`serve`] takes a bound listener and a shutdown future, so a test can start it on
 //! 127.0.0.1:0 next to a real authd:
 //!
@@ -35,6 +38,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use authd_client::web::BrowserAccess;
 use authd_client::{
     AuthInterceptor, AuthLayer, Claims, ConnectError, JwksOptions, KeySource, KeySourceError,
     TlsOptions, TlsPart, Verifier, VerifyError,
@@ -44,6 +48,7 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status};
+use tonic_web::GrpcWebLayer;
 use tower_layer::Layer as _;
 
 use crate::proto::admin_server::{self, AdminServer};
@@ -111,6 +116,9 @@ pub struct Config {
     /// (`DOWNSTREAM_REQUIRED_ROLE`, default [`DEFAULT_REQUIRED_ROLE`]); exact and
     /// case-sensitive.
     pub required_role: String,
+    /// Browser origins whose pages may call this service over gRPC-Web
+    /// (`DOWNSTREAM_CORS_ALLOWED_ORIGINS`, exact and comma-separated; default none).
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// A setting that cannot be used.
@@ -147,6 +155,7 @@ impl Config {
             jwks_min_refetch: Duration::from_secs(10),
             jwks_refresh: Duration::from_secs(300),
             required_role: DEFAULT_REQUIRED_ROLE.into(),
+            cors_allowed_origins: Vec::new(),
         }
     }
 
@@ -189,7 +198,9 @@ impl Config {
     /// - `AUTHD_ISSUER` and `AUTHD_AUDIENCE` (default `authd`);
     /// - `DOWNSTREAM_GUARD` (`interceptor`, `layer` or `validate`; default `interceptor`);
     /// - `DOWNSTREAM_REQUIRED_ROLE`: the role `downstream.v1.Admin` requires (default
-    ///   `downstream:admin`).
+    ///   `downstream:admin`);
+    /// - `DOWNSTREAM_CORS_ALLOWED_ORIGINS`: browser origins (exact, comma-separated) whose
+    ///   pages may call over gRPC-Web; none by default.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let tls = tls_from_vars(&var)?;
@@ -238,6 +249,9 @@ impl Config {
         if let Some(role) = var("DOWNSTREAM_REQUIRED_ROLE") {
             config.required_role = role;
         }
+        if let Some(origins) = var("DOWNSTREAM_CORS_ALLOWED_ORIGINS") {
+            config.cors_allowed_origins = origins.split(',').map(str::to_owned).collect();
+        }
         if let Some(guard) = var("DOWNSTREAM_GUARD") {
             config.guard = match guard.as_str() {
                 "interceptor" => Guard::Interceptor,
@@ -255,7 +269,15 @@ impl Config {
         Ok(config)
     }
 
+    fn browser_access(&self) -> Result<BrowserAccess, ConfigError> {
+        BrowserAccess::new(&self.cors_allowed_origins).map_err(|e| ConfigError {
+            setting: "DOWNSTREAM_CORS_ALLOWED_ORIGINS",
+            reason: e.to_string(),
+        })
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
+        self.browser_access()?;
         if self.guard == Guard::Validate && !matches!(self.keys, Keys::Authd { .. }) {
             return Err(ConfigError {
                 setting: "DOWNSTREAM_GUARD",
@@ -434,8 +456,11 @@ pub async fn serve(
         .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
     // Health and reflection are added as they are: only Greeter and Admin are behind the
-    // guard.
+    // guard. Browsers call over gRPC-Web (HTTP/1.1), from the allowed origins only.
     let router = Server::builder()
+        .accept_http1(true)
+        .layer(config.browser_access()?)
+        .layer(GrpcWebLayer::new())
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
