@@ -11,6 +11,7 @@ mod admin_cli;
 mod admin_gate;
 mod admin_readme;
 mod admin_users;
+mod browser;
 mod change_password;
 mod cli;
 mod compose;
