@@ -16,7 +16,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Log lines kept to explain a failed start.
 const TAIL_LINES: usize = 20;
 /// HS256 secret for `--hs256` (a loopback bench: no need for a random one).
-const BENCH_SECRET: &str = "authd-load-bench-secret-0123456789abcdef";
+pub const BENCH_SECRET: &str = "authd-load-bench-secret-0123456789abcdef";
 /// The name on the server certificate `authd tls self-signed` makes by default.
 const TLS_NAME: &str = "localhost";
 

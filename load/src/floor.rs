@@ -132,9 +132,18 @@ impl Drop for FloorServer {
     }
 }
 
+/// How long the floor serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// Standard input closes: the parent that started it has gone (`--serve-floor`).
+    StdinCloses,
+    /// Killed (`--serve-floor-standalone`, for benches/h2load.sh).
+    Killed,
+}
+
 /// `--serve-floor`: no layers, no telemetry, no logging, TCP_NODELAY like authd's
-/// listener. Prints `listening ADDR`, then serves until standard input closes.
-pub fn serve(reply_hex: &str, tls: Option<(&Path, &Path)>) -> Result<()> {
+/// listener. Prints `listening ADDR`, then serves until `until`.
+pub fn serve(reply_hex: &str, tls: Option<(&Path, &Path)>, until: Until) -> Result<()> {
     let reply = ValidateResponse::decode(unhex(reply_hex)?.as_slice())?;
     let tls_config = match tls {
         Some((cert, key)) => Some(ServerTlsConfig::new().identity(Identity::from_pem(
@@ -151,9 +160,17 @@ pub fn serve(reply_hex: &str, tls: Option<(&Path, &Path)>) -> Result<()> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         println!("listening {}", listener.local_addr()?);
-        let parent_gone = tokio::task::spawn_blocking(|| {
-            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
-        });
+        let shutdown = async move {
+            match until {
+                Until::StdinCloses => {
+                    let _ = tokio::task::spawn_blocking(|| {
+                        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+                    })
+                    .await;
+                }
+                Until::Killed => std::future::pending().await,
+            }
+        };
         let mut builder = Server::builder();
         if let Some(config) = tls_config {
             builder = builder.tls_config(config)?;
@@ -164,16 +181,14 @@ pub fn serve(reply_hex: &str, tls: Option<(&Path, &Path)>) -> Result<()> {
             })
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
-                async {
-                    let _ = parent_gone.await;
-                },
+                shutdown,
             )
             .await?;
         Ok(())
     })
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -198,12 +213,24 @@ fn unhex(text: &str) -> Result<Vec<u8>> {
 #[derive(Debug, Clone, Copy)]
 pub struct Argon2Floor {
     pub cores: usize,
+    /// One verify, alone on the machine.
     pub verify: Duration,
+    /// One verify while every core runs one: what each costs when the cores share the
+    /// memory bus and the last-level cache (two 19 MiB verifies do not fit in 32 MiB of
+    /// L3, one does). `None` when not timed.
+    pub verify_all_cores: Option<Duration>,
 }
 
 impl Argon2Floor {
+    /// The floor: cores ÷ one verify alone.
     pub fn per_second(&self) -> f64 {
         self.cores as f64 / self.verify.as_secs_f64()
+    }
+
+    /// What the cores verify per second when all of them hash at once.
+    pub fn per_second_all_cores(&self) -> Option<f64> {
+        self.verify_all_cores
+            .map(|v| self.cores as f64 / v.as_secs_f64())
     }
 }
 
@@ -240,9 +267,35 @@ pub fn argon2_floor() -> Result<Argon2Floor> {
         }
         fastest = fastest.min(start.elapsed() / VERIFIES_PER_BATCH);
     }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The same batches, one thread per core started together; the slowest thread of a
+    // batch ends it, the fastest batch is kept.
+    let mut fastest_all = Duration::MAX;
+    for _ in 0..BATCHES {
+        let start = Instant::now();
+        std::thread::scope(|scope| -> Result<()> {
+            let threads: Vec<_> = (0..cores)
+                .map(|_| {
+                    scope.spawn(|| -> Result<()> {
+                        for _ in 0..VERIFIES_PER_BATCH {
+                            verify()?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join()
+                    .map_err(|_| anyhow!("an argon2 thread panicked"))??;
+            }
+            Ok(())
+        })?;
+        fastest_all = fastest_all.min(start.elapsed() / VERIFIES_PER_BATCH);
+    }
     Ok(Argon2Floor {
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cores,
         verify: fastest,
+        verify_all_cores: Some(fastest_all),
     })
 }
 

@@ -6,9 +6,12 @@ mod authd;
 mod cpu;
 mod driver;
 mod floor;
+mod h2load;
+mod lookup;
 mod report;
 mod scenarios;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -17,7 +20,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Parser;
 use prost::Message as _;
 
-use crate::authd::{Authd, Config, TlsFiles};
+use crate::authd::{Authd, BENCH_SECRET, Config, TlsFiles};
 use crate::driver::Window;
 use crate::floor::FloorServer;
 use crate::report::{Header, Report};
@@ -66,6 +69,9 @@ struct Args {
     /// Validate calls per second (open loop) alone and during the storm.
     #[arg(long, default_value_t = 1000.0)]
     storm_rate: f64,
+    /// When a caller of issue-after-cancelled's storm gives up on its login.
+    #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration)]
+    cancel_after: Duration,
     /// authd signs with an HS256 secret instead of its default Ed25519 key.
     #[arg(long)]
     hs256: bool,
@@ -86,6 +92,20 @@ struct Args {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Run no scenario: against the authd serving at --authd-addr, register accounts, log
+    /// one in and write into this directory `validate.grpc` (a framed ValidateRequest for
+    /// h2load), `reply.hex` (authd's reply, for --serve-floor-standalone) and `token`.
+    /// For benches/h2load.sh.
+    #[arg(long, requires = "authd_addr", value_name = "DIR")]
+    h2load_fixture: Option<PathBuf>,
+    /// The plain-text authd --h2load-fixture talks to.
+    #[arg(long, value_name = "ADDR")]
+    authd_addr: Option<SocketAddr>,
+    /// Run no scenario: serve the bare floor, answering Validate with the reply in this
+    /// file (`reply.hex` of --h2load-fixture), on a free port of 127.0.0.1, until killed.
+    /// Prints `listening ADDR` first. For benches/h2load.sh.
+    #[arg(long, value_name = "FILE", conflicts_with = "h2load_fixture")]
+    serve_floor_standalone: Option<PathBuf>,
     /// Internal: be the floor server, answering Validate with this hex-encoded reply.
     #[arg(long, hide = true)]
     serve_floor: Option<String>,
@@ -97,12 +117,21 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(reply) = &args.serve_floor {
+    let floor = if let Some(reply) = &args.serve_floor {
         let tls = args
             .floor_tls_cert
             .as_deref()
             .zip(args.floor_tls_key.as_deref());
-        return match floor::serve(reply, tls) {
+        Some(floor::serve(reply, tls, floor::Until::StdinCloses))
+    } else {
+        args.serve_floor_standalone.as_deref().map(|file| {
+            std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))
+                .and_then(|reply| floor::serve(reply.trim(), None, floor::Until::Killed))
+        })
+    };
+    if let Some(served) = floor {
+        return match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("authd-load floor: {e:#}");
@@ -117,7 +146,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    let done = match (&args.h2load_fixture, args.authd_addr) {
+        (Some(dir), Some(addr)) => runtime.block_on(h2load::write_fixture(addr, dir)),
+        _ => runtime.block_on(run(args)),
+    };
+    match done {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("authd-load: {e:#}");
@@ -134,6 +167,17 @@ async fn run(args: Args) -> Result<()> {
     };
     plan.sort();
     plan.dedup();
+    // The lookup side needs PostgreSQL: skipped from the default plan without it.
+    let postgres = args
+        .database_url
+        .as_deref()
+        .is_some_and(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"));
+    if !postgres && plan.contains(&Scenario::VerifyVsLookup) {
+        if !args.scenarios.is_empty() {
+            bail!("verify-vs-lookup needs --database-url postgres://...");
+        }
+        plan.retain(|s| *s != Scenario::VerifyVsLookup);
+    }
     if !(args.storm_rate.is_finite() && args.storm_rate > 0.0) {
         bail!("--storm-rate must be a positive number of calls per second");
     }
@@ -149,6 +193,7 @@ async fn run(args: Args) -> Result<()> {
         chains: usize::from(args.chains),
         login_concurrency: usize::from(args.login_concurrency),
         storm_rate: args.storm_rate,
+        cancel_after: args.cancel_after,
         rounds: usize::from(args.rounds),
     };
     let work = tempfile::tempdir().context("cannot make a temporary directory")?;
@@ -159,7 +204,12 @@ async fn run(args: Args) -> Result<()> {
     };
 
     // First, while nothing else runs: the argon2 floor wants a quiet machine.
-    let hashing = [Scenario::IssueOk, Scenario::IssueWrong, Scenario::Storm];
+    let hashing = [
+        Scenario::IssueOk,
+        Scenario::IssueWrong,
+        Scenario::Storm,
+        Scenario::IssueAfterCancelled,
+    ];
     let argon2 = if plan.iter().any(|s| hashing.contains(s)) {
         say("timing argon2id verify...");
         Some(floor::argon2_floor()?)
@@ -199,9 +249,14 @@ async fn run(args: Args) -> Result<()> {
     };
 
     let mut rows = Vec::new();
+    let mut verify_vs_lookup = None;
     for &scenario in &plan {
         say(&format!("running {scenario:?}..."));
-        rows.extend(runner.run(scenario).await?);
+        if scenario == Scenario::VerifyVsLookup {
+            verify_vs_lookup = Some(verify_vs_lookup_run(&config, &fixture, &settings).await?);
+        } else {
+            rows.extend(runner.run(scenario).await?);
+        }
     }
     if let Some(tls) = &tls_files
         && args.compare_tls
@@ -240,7 +295,8 @@ async fn run(args: Args) -> Result<()> {
         duration_ms: settings.window.duration.as_millis(),
         validate_reply_bytes: fixture.reply.encoded_len(),
     };
-    let report = Report::finish(header, argon2, rows);
+    let mut report = Report::finish(header, argon2, rows);
+    report.verify_vs_lookup = verify_vs_lookup;
     // Over the whole run: after a storm, what the argon2 cap let authd grow to.
     let peak_rss = cpu::peak_rss(authd.pid());
     if args.json {
@@ -255,4 +311,32 @@ async fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// verify-vs-lookup on authd's PostgreSQL database, with a real HS256 token: authd's own,
+/// or, when it signs with Ed25519, one from a second authd on the same database signing
+/// with the secret.
+async fn verify_vs_lookup_run(
+    config: &Config<'_>,
+    fixture: &Fixture,
+    settings: &Settings,
+) -> Result<lookup::VerifyVsLookup> {
+    let token = if config.hs256 {
+        fixture.token().to_owned()
+    } else {
+        let hs256 = Authd::start(&Config {
+            database_url: config.database_url.clone(),
+            hs256: true,
+            ..*config
+        })?;
+        fixture.access_token(&hs256.target).await?
+    };
+    lookup::measure(
+        &token,
+        BENCH_SECRET.as_bytes(),
+        &config.database_url,
+        settings.rounds,
+        settings.window.duration,
+    )
+    .await
 }

@@ -3,6 +3,7 @@ use serde::Serialize;
 
 use crate::driver::Outcome;
 use crate::floor::Argon2Floor;
+use crate::lookup::VerifyVsLookup;
 
 /// The name of the bare-tonic floor's row.
 pub const FLOOR: &str = "floor";
@@ -113,6 +114,9 @@ struct Argon2Json {
     cores: usize,
     verify_ms: f64,
     logins_per_sec: f64,
+    /// One verify while every core runs one, and what the cores then do per second.
+    verify_all_cores_ms: Option<f64>,
+    logins_per_sec_all_cores: Option<f64>,
 }
 
 /// Everything a run printed, for `--json`.
@@ -121,6 +125,8 @@ pub struct Report {
     pub header: Header,
     argon2_floor: Option<Argon2Json>,
     pub rows: Vec<Row>,
+    /// The verify-vs-lookup scenario, on PostgreSQL.
+    pub verify_vs_lookup: Option<VerifyVsLookup>,
 }
 
 impl Report {
@@ -147,8 +153,11 @@ impl Report {
                 cores: a.cores,
                 verify_ms: a.verify.as_secs_f64() * 1000.0,
                 logins_per_sec: a.per_second(),
+                verify_all_cores_ms: a.verify_all_cores.map(|v| v.as_secs_f64() * 1000.0),
+                logins_per_sec_all_cores: a.per_second_all_cores(),
             }),
             rows,
+            verify_vs_lookup: None,
         }
     }
 
@@ -183,8 +192,39 @@ impl Report {
                  best batch) -> {} cores / verify = {:.1} logins/s\n",
                 a.verify_ms, a.m_kib, a.t, a.p, a.cores, a.logins_per_sec
             );
+            if let (Some(ms), Some(per_sec)) = (a.verify_all_cores_ms, a.logins_per_sec_all_cores) {
+                let rows: Vec<String> = self
+                    .rows
+                    .iter()
+                    .filter(|r| matches!(r.compare, Compare::Argon2))
+                    .map(|r| format!("{} {:.2}", r.scenario, r.calls_per_sec / per_sec))
+                    .collect();
+                out += &format!(
+                    "  with all {} cores verifying at once: {ms:.1} ms each -> {per_sec:.1} \
+                     logins/s; against that: {}\n",
+                    a.cores,
+                    if rows.is_empty() {
+                        "-".into()
+                    } else {
+                        rows.join(", ")
+                    }
+                );
+            }
         }
-        out.push('\n');
+        if !self.rows.is_empty() {
+            out.push('\n');
+            out += &self.table();
+        }
+        if let Some(v) = &self.verify_vs_lookup {
+            out.push('\n');
+            out += &v.text();
+        }
+        out
+    }
+
+    /// The rows, aligned, and the first unexpected answer of each.
+    fn table(&self) -> String {
+        let mut out = String::new();
         let head = [
             "scenario",
             "load",
@@ -312,6 +352,7 @@ mod tests {
         let argon2 = Argon2Floor {
             cores: 2,
             verify: Duration::from_millis(20),
+            verify_all_cores: None,
         };
         let paired = |to: &str, calls_per_sec| Compare::Paired {
             to: to.into(),

@@ -49,6 +49,12 @@ pub enum Scenario {
     IssueWrong,
     /// Validate at --storm-rate alone, then during a wrong-password Issue storm.
     Storm,
+    /// Wrong-password Issue calls each given up after --cancel-after, for --duration; then
+    /// at once right-password Issue calls.
+    IssueAfterCancelled,
+    /// HS256 verification in this process against a PostgreSQL session lookup by primary
+    /// key (needs --database-url).
+    VerifyVsLookup,
 }
 
 /// How each scenario applies load.
@@ -63,6 +69,8 @@ pub struct Settings {
     pub chains: usize,
     pub login_concurrency: usize,
     pub storm_rate: f64,
+    /// When a caller of issue-after-cancelled's storm gives up on its login.
+    pub cancel_after: Duration,
     /// Alternating slices of a paired measurement.
     pub rounds: usize,
 }
@@ -76,6 +84,18 @@ pub struct Fixture {
 }
 
 impl Fixture {
+    /// The access token of the first account, logged in by [`Fixture::prepare`].
+    pub fn token(&self) -> &str {
+        &self.token[0]
+    }
+
+    /// A fresh access token of the first account from `target`, an authd on the same
+    /// database.
+    pub async fn access_token(&self, target: &Target) -> Result<String> {
+        let mut client = client(target).await?;
+        Ok(login(&mut client, &self.users[0]).await?.access_token)
+    }
+
     /// Register the accounts (under a prefix of this run, so a reused PostgreSQL database
     /// has no clashes), log one in and validate its token once.
     pub async fn prepare(target: &Target) -> Result<Self> {
@@ -233,6 +253,9 @@ impl Runner<'_> {
                 vec![Row::new(name, load, &outcome, self.ratio(Compare::Argon2))]
             }
             Scenario::Storm => self.storm().await?,
+            Scenario::IssueAfterCancelled => self.issue_after_cancelled().await?,
+            // In-process, not a load on authd: `lookup::measure`, run by main.
+            Scenario::VerifyVsLookup => Vec::new(),
         };
         Ok(rows)
     }
@@ -436,6 +459,45 @@ impl Runner<'_> {
         ])
     }
 
+    /// Wrong-password logins, `--login-concurrency` in flight, each dropped by its caller
+    /// after `--cancel-after` (tonic then resets the stream), for `--duration`; then at
+    /// once, with no warm-up, right-password logins for `--duration`, as a ratio to the
+    /// argon2 floor. A server that went on hashing for callers that had left would still
+    /// be busy with them when the real logins come.
+    async fn issue_after_cancelled(&self) -> Result<Vec<Row>> {
+        let s = self.settings;
+        let authd = &self.authd.target;
+        let workers = s.login_concurrency;
+        let connections = s.connections.min(workers);
+        // Both sets connected first: no handshake between the storm and the logins.
+        let storm_channels = authd.connect(connections).await?;
+        let login_channels = authd.connect(connections).await?;
+        let window = Window {
+            warmup: Duration::ZERO,
+            duration: s.window.duration,
+        };
+        let mode = Mode::Closed { workers };
+        let probe = || self.authd_sample();
+        let call = cancelled_issue_call(self.fixture.users.clone(), s.cancel_after);
+        let storm = driver::run(&storm_channels, call, mode, window, &probe).await?;
+        let call = issue_call(self.fixture.users.clone(), true);
+        let after = driver::run(&login_channels, call, mode, window, &probe).await?;
+        Ok(vec![
+            Row::new(
+                "cancelled issue-wrong",
+                format!("closed {workers}, {:?} each", s.cancel_after),
+                &storm,
+                Compare::None,
+            ),
+            Row::new(
+                "issue-ok after them",
+                format!("closed {workers}"),
+                &after,
+                self.ratio(Compare::Argon2),
+            ),
+        ])
+    }
+
     fn mode(&self) -> (Mode, String) {
         let s = self.settings;
         match s.rate {
@@ -484,7 +546,7 @@ async fn login(client: &mut AuthServiceClient<Channel>, user: &str) -> Result<To
         .into_inner())
 }
 
-fn validate_request(token: &str) -> ValidateRequest {
+pub fn validate_request(token: &str) -> ValidateRequest {
     ValidateRequest {
         token: token.into(),
         audience: String::new(),
@@ -548,6 +610,17 @@ fn issue_call(users: Arc<[String]>, right: bool) -> CallFn {
                 (false, Ok(_)) => Err(Status::internal("a wrong password was accepted")),
             }
         })
+    })
+}
+
+/// A wrong-password Issue its caller gives up on after `after`: the future is dropped, and
+/// tonic resets the stream. An answer in time (`UNAUTHENTICATED`) is fine too; a refusal
+/// (`RESOURCE_EXHAUSTED`: the hashing queue full) is an error.
+fn cancelled_issue_call(users: Arc<[String]>, after: Duration) -> CallFn {
+    let issue = issue_call(users, false);
+    Arc::new(move |channel, worker| {
+        let call = issue(channel, worker);
+        Box::pin(async move { tokio::time::timeout(after, call).await.unwrap_or(Ok(())) })
     })
 }
 
