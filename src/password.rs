@@ -90,21 +90,26 @@ fn start_workers(n: usize) -> Result<mpsc::Sender<Job>, PasswordError> {
     Ok(tx)
 }
 
-/// Nice value of the hashing threads. A login storm may use every idle cycle, but a
-/// Validate call, which takes microseconds, must not wait behind a 10 ms hash: at nice 10 a
-/// hashing thread gets about a tenth of a core that other work wants (the kernel weighs
-/// nice 0 at 1024 and nice 10 at 110), and all of it when nothing else runs.
+/// Nice value of the hashing threads, for where `SCHED_IDLE` is refused.
 #[cfg(target_os = "linux")]
 const HASH_NICE: i32 = 10;
 
-/// Lower the calling thread's scheduling priority. On Linux nice values belong to threads,
-/// and `PRIO_PROCESS` with id 0 names the calling thread. Elsewhere a no-op.
+/// Put the calling thread under `SCHED_IDLE`: a login storm may use every idle cycle, but a
+/// Validate call, which takes microseconds, must not wait behind a 10 ms hash. Nice 10
+/// alone still gives a hashing thread a tenth of a core that other work wants (the kernel
+/// weighs nice 0 at 1024 and nice 10 at 110) and lets it finish its slice before a woken
+/// worker runs; an idle-class thread runs only when nothing else is runnable and is
+/// preempted at once. Elsewhere a no-op.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: pid 0 is the calling thread; the kernel only reads `param`, which lives
+        // until the call returns.
+        let idle = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
         // SAFETY: setpriority takes plain integers and touches no memory of ours.
-        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, HASH_NICE) };
-        if rc != 0 {
+        let nice = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, HASH_NICE) };
+        if idle != 0 || nice != 0 {
             tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the hashing threads' priority");
         }
     }
@@ -273,9 +278,9 @@ mod tests {
         SecretString::from(s.to_owned())
     }
 
-    /// The nice value of every live thread of this process named `authd-hash-*`.
+    /// (nice, scheduling policy) of every live thread of this process named `authd-hash-*`.
     #[cfg(target_os = "linux")]
-    fn hashing_thread_nice_values() -> Vec<i64> {
+    fn hashing_thread_priorities() -> Vec<(i64, i64)> {
         let mut out = Vec::new();
         for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
             let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
@@ -283,9 +288,9 @@ mod tests {
                 continue;
             }
             let stat = std::fs::read_to_string(task.path().join("stat")).unwrap();
-            // Fields after the parenthesised name; nice is field 19 of stat(5).
-            let rest = &stat[stat.rfind(')').unwrap() + 2..];
-            out.push(rest.split(' ').nth(16).unwrap().parse().unwrap());
+            // Fields after the parenthesised name; nice is field 19 of stat(5), policy 41.
+            let rest: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+            out.push((rest[16].parse().unwrap(), rest[38].parse().unwrap()));
         }
         out
     }
@@ -297,12 +302,13 @@ mod tests {
         h.hash(secret("correct horse")).await.unwrap();
         // A worker lowers its own priority as it starts: wait for the last to get there.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let want = (i64::from(HASH_NICE), i64::from(libc::SCHED_IDLE));
         loop {
-            let nice = hashing_thread_nice_values();
-            if !nice.is_empty() && nice.iter().all(|n| *n == i64::from(HASH_NICE)) {
+            let seen = hashing_thread_priorities();
+            if !seen.is_empty() && seen.iter().all(|p| *p == want) {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "{nice:?}");
+            assert!(std::time::Instant::now() < deadline, "{seen:?}");
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }

@@ -99,7 +99,11 @@ impl Store {
         opt.connect_timeout(Duration::from_secs(5))
             .acquire_timeout(Duration::from_secs(5))
             // sqlx logs every statement at INFO otherwise.
-            .sqlx_logging(false);
+            .sqlx_logging(false)
+            // Not a ping before every query (sea-orm's default): that is a second round
+            // trip per call. A connection idle long enough for a server, proxy or firewall
+            // to have dropped it is still checked before use.
+            .test_before_acquire_if_idle_for(Duration::from_secs(30));
         if url.starts_with("sqlite:") {
             create_private_sqlite_file(url);
             // One writer at a time is SQLite's nature: WAL lets readers go on meanwhile and
