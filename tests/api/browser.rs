@@ -21,8 +21,8 @@ use thirtyfour::stringmatch::StringMatch;
 use thirtyfour::testing::run_browser_test;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
+use crate::downstream::spawn_downstream;
 use crate::helpers::*;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -267,35 +267,6 @@ fn file_response(files: &HashMap<String, Vec<u8>>, path: &str) -> Response {
         _ => "application/octet-stream",
     };
     ([(header::CONTENT_TYPE, content_type)], body.clone()).into_response()
-}
-
-/// The downstream example on 127.0.0.1:0, and where it listens.
-struct Downstream {
-    addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    handle: tokio::task::JoinHandle<()>,
-}
-
-async fn spawn_downstream(config: downstream::Config) -> Downstream {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, rx) = oneshot::channel::<()>();
-    // `serve` fetches authd's keys before it accepts calls; calls wait in the backlog.
-    let handle = tokio::spawn(async move {
-        downstream::serve(listener, config, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    Downstream { addr, stop, handle }
-}
-
-impl Downstream {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.handle.await.unwrap();
-    }
 }
 
 /// chromedriver on a port of its choosing, driving headless Chromium.

@@ -17,8 +17,9 @@ use tonic::Code;
 
 use crate::helpers::*;
 
-/// The example on 127.0.0.1:0 (also used by tests/api/tls.rs).
+/// The example on 127.0.0.1:0 (also used by tests/api/tls.rs and browser.rs).
 pub(crate) struct Downstream {
+    pub(crate) addr: std::net::SocketAddr,
     pub(crate) client: GreeterClient<tonic::transport::Channel>,
     stop: oneshot::Sender<()>,
     handle: tokio::task::JoinHandle<()>,
@@ -39,6 +40,7 @@ pub(crate) async fn spawn_downstream(config: Config) -> Downstream {
         .await
         .unwrap();
     Downstream {
+        addr,
         client,
         stop,
         handle,
