@@ -127,7 +127,7 @@ impl Auth {
             guard.release().await?;
             return Err(AuthError::RefreshExpired);
         }
-        let (pair, row) = self.next_pair(&guard, now)?;
+        let (pair, row) = self.pair_in(&guard.user, &guard.session, now)?;
         guard.rotate(now, row).await?;
         Ok(pair)
     }
@@ -222,49 +222,33 @@ impl Auth {
         .await?;
         // The other sessions' access tokens are refused here at once, not at the next reload.
         self.reload_revocations().await?;
+        let now = Utc::now();
         let session = self
             .store
-            .live_sessions(user.id, Utc::now())
+            .live_session(user.id, sid, now)
             .await?
-            .into_iter()
-            .find(|s| s.id == sid)
             .ok_or(AuthError::SessionRevoked)?;
-        let now = Utc::now();
-        let (refresh, row) = self.new_refresh_row(&session, now);
-        let refresh_expires_in = secs_until(row.expires_at, now);
+        let (pair, row) = self.pair_in(&user, &session, now)?;
         if !self.store.reissue_in_session(sid, row, now).await? {
             return Err(AuthError::SessionRevoked);
         }
+        Ok(pair)
+    }
+
+    /// A new pair for `user` in `session`, and the row of its refresh token (not stored).
+    fn pair_in(
+        &self,
+        user: &User,
+        session: &SessionRow,
+        now: DateTime<Utc>,
+    ) -> Result<(TokenPair, RefreshTokenRow), AuthError> {
+        let (refresh, row) = self.new_refresh_row(session, now);
         let (access, expires_in) = self.mint(
             user.id,
             &user.username,
             &user.roles,
-            sid,
+            session.id,
             &session.audience,
-            now,
-        )?;
-        Ok(TokenPair {
-            access_token: access,
-            refresh_token: refresh,
-            expires_in,
-            refresh_expires_in,
-        })
-    }
-
-    /// A new pair in the guarded session, and the row of its refresh token.
-    fn next_pair(
-        &self,
-        guard: &SessionGuard,
-        now: DateTime<Utc>,
-    ) -> Result<(TokenPair, RefreshTokenRow), AuthError> {
-        let s = &guard.session;
-        let (refresh, row) = self.new_refresh_row(s, now);
-        let (access, expires_in) = self.mint(
-            guard.user.id,
-            &guard.user.username,
-            &guard.user.roles,
-            s.id,
-            &s.audience,
             now,
         )?;
         let pair = TokenPair {
@@ -293,7 +277,7 @@ impl Auth {
             && guard.is_latest_spent().await?;
         let (user_id, sid) = (guard.user.id, guard.session.id);
         if replayable {
-            let (pair, row) = self.next_pair(&guard, now)?;
+            let (pair, row) = self.pair_in(&guard.user, &guard.session, now)?;
             guard.replay(now, row).await?;
             tracing::info!(
                 event = "refresh_grace_reissue",

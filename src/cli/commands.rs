@@ -180,20 +180,28 @@ pub enum KeysCommand {
     },
 }
 
+/// What a command that sets a password needs: the database, the hashing and password
+/// policy settings, and the servers' issuer.
+#[derive(Debug, Args)]
+pub struct NewPasswordArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    #[command(flatten)]
+    pub hashing: HashingArgs,
+    #[command(flatten)]
+    pub password: PasswordPolicyArgs,
+    /// The servers' issuer: a word new passwords must not be built from.
+    #[arg(long, env = "AUTHD_ISSUER", default_value = "authd", hide = true)]
+    pub issuer: String,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create a user; the password is read from standard input (or a prompt), never argv.
     Add {
         name: String,
         #[command(flatten)]
-        db: DatabaseArgs,
-        #[command(flatten)]
-        hashing: HashingArgs,
-        #[command(flatten)]
-        password: PasswordPolicyArgs,
-        /// The servers' issuer: a word new passwords must not be built from.
-        #[arg(long, env = "AUTHD_ISSUER", default_value = "authd", hide = true)]
-        issuer: String,
+        new: NewPasswordArgs,
         /// A role to grant (repeat for several), e.g. `--role authd:admin`.
         #[arg(long = "role")]
         roles: Vec<String>,
@@ -203,13 +211,7 @@ pub enum UserCommand {
     SetPassword {
         name: String,
         #[command(flatten)]
-        db: DatabaseArgs,
-        #[command(flatten)]
-        hashing: HashingArgs,
-        #[command(flatten)]
-        password: PasswordPolicyArgs,
-        #[arg(long, env = "AUTHD_ISSUER", default_value = "authd", hide = true)]
-        issuer: String,
+        new: NewPasswordArgs,
     },
     /// A user's roles.
     #[command(subcommand)]
@@ -357,13 +359,10 @@ mod tests {
             "12",
         ])
         .unwrap();
-        let Some(Command::User(UserCommand::Add {
-            hashing, password, ..
-        })) = cli.command
-        else {
+        let Some(Command::User(UserCommand::Add { new, .. })) = cli.command else {
             panic!("not user add");
         };
-        assert_eq!(hashing.argon2_m_kib, 256);
-        assert_eq!(password.password_min_length, 12);
+        assert_eq!(new.hashing.argon2_m_kib, 256);
+        assert_eq!(new.password.password_min_length, 12);
     }
 }

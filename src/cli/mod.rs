@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use authd::auth;
 use authd::auth::PasswordPolicy;
-use authd::config::{DatabaseArgs, HashingArgs, PasswordPolicyArgs};
+use authd::config::DatabaseArgs;
 use authd::keys;
 use authd::password::Hasher;
 use authd::store::Store;
@@ -17,7 +17,10 @@ pub mod commands;
 
 use authd::auth::admin::UserRef;
 use authd::auth::service_accounts as accounts;
-use commands::{ClientCommand, HealthcheckArgs, KeysCommand, RoleCommand, TlsCommand, UserCommand};
+use commands::{
+    ClientCommand, HealthcheckArgs, KeysCommand, NewPasswordArgs, RoleCommand, TlsCommand,
+    UserCommand,
+};
 
 pub async fn migrate(db: DatabaseArgs) -> anyhow::Result<ExitCode> {
     let store = Store::connect(&database_url(&db)?)
@@ -46,30 +49,15 @@ fn database_url(db: &DatabaseArgs) -> anyhow::Result<SecretString> {
 
 pub async fn user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        UserCommand::Add {
-            name,
-            db,
-            hashing,
-            password,
-            issuer,
-            roles,
-        } => {
-            let (store, hasher, policy, password) =
-                new_password(&db, &hashing, &password, &issuer).await?;
+        UserCommand::Add { name, new, roles } => {
+            let (store, hasher, policy, password) = new_password(&new).await?;
             let id = auth::create_user(&store, &hasher, &policy, &name, password, roles)
                 .await
                 .map_err(with_reason)?;
             println!("{id}");
         }
-        UserCommand::SetPassword {
-            name,
-            db,
-            hashing,
-            password,
-            issuer,
-        } => {
-            let (store, hasher, policy, password) =
-                new_password(&db, &hashing, &password, &issuer).await?;
+        UserCommand::SetPassword { name, new } => {
+            let (store, hasher, policy, password) = new_password(&new).await?;
             let who = UserRef::Name(name);
             let (user, ended) =
                 auth::admin::set_password(&store, &hasher, &policy, &who, password, None)
@@ -200,17 +188,14 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
 /// What setting a password from the command line needs: the settings checked, the
 /// database, the hasher and policy, and the password read from stdin or a prompt.
 async fn new_password(
-    db: &DatabaseArgs,
-    hashing: &HashingArgs,
-    password: &PasswordPolicyArgs,
-    issuer: &str,
+    args: &NewPasswordArgs,
 ) -> anyhow::Result<(Store, Hasher, PasswordPolicy, String)> {
-    hashing.validate()?;
-    password.validate()?;
-    let policy = password.policy(issuer);
-    let store = open(db).await?;
+    args.hashing.validate()?;
+    args.password.validate()?;
+    let policy = args.password.policy(&args.issuer);
+    let store = open(&args.db).await?;
     let typed = read_password()?;
-    Ok((store, hashing.hasher()?, policy, typed))
+    Ok((store, args.hashing.hasher()?, policy, typed))
 }
 
 /// A use case's refusal with its stable reason, for scripts: as the API's ErrorInfo.

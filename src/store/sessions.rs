@@ -379,6 +379,21 @@ impl Store {
         Ok(true)
     }
 
+    /// One live session of a user, by its id: `None` when it has ended or is not theirs.
+    pub async fn live_session(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRow>, StoreError> {
+        Ok(session::Entity::find_by_id(id)
+            .filter(session::Column::UserId.eq(user_id))
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::ExpiresAt.gt(now))
+            .one(&self.db)
+            .await?)
+    }
+
     /// The live sessions of a user, newest first.
     pub async fn live_sessions(
         &self,

@@ -1,8 +1,4 @@
 //! The `authd user ...` commands, run as an operator would, on both backends.
-use std::process::Stdio;
-
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
 use tonic::Code;
 
 use crate::helpers::*;
@@ -10,51 +6,14 @@ use crate::on_both;
 
 on_both!(user_commands_manage_users_on_the_shared_database);
 
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-async fn authd(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Out {
-    authd_with(db, args, stdin, &[]).await
-}
-
-async fn authd_with(db: &TestDb, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Out {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_authd"))
-        .args(args)
-        // Only what the test sets: a developer's AUTHD_* variables must not change it.
-        .env_clear()
-        .envs(env.iter().copied())
-        .env("AUTHD_DATABASE_URL", &db.url)
-        .env("AUTHD_ARGON2_M_KIB", "256")
-        .env("AUTHD_ARGON2_T", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    if let Some(input) = stdin {
-        pipe.write_all(input.as_bytes()).await.unwrap();
-    }
-    drop(pipe);
-    let out = child.wait_with_output().await.unwrap();
-    Out {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 async fn user_commands_manage_users_on_the_shared_database(b: Backend) {
     let Some(db) = TestDb::new(b).await else {
         return;
     };
-    let migrate = authd(&db, &["migrate"], None).await;
+    let migrate = authd_cli(&db, &["migrate"], None).await;
     assert!(migrate.ok, "{}", migrate.stderr);
 
-    let add = authd(
+    let add = authd_cli(
         &db,
         &["user", "add", "Tina"],
         Some(&format!("{PASSWORD}\n")),
@@ -65,7 +24,7 @@ async fn user_commands_manage_users_on_the_shared_database(b: Backend) {
     uuid::Uuid::parse_str(&id).unwrap();
     assert!(!add.stdout.contains(PASSWORD) && !add.stderr.contains(PASSWORD));
 
-    let dup = authd(
+    let dup = authd_cli(
         &db,
         &["user", "add", "tina"],
         Some(&format!("{PASSWORD}\n")),
@@ -82,7 +41,7 @@ async fn user_commands_manage_users_on_the_shared_database(b: Backend) {
         ("uma-uma-uma", "username or the service name"),
         ("authd-authd", "username or the service name"),
     ] {
-        let weak = authd(&db, &["user", "add", "uma"], Some(&format!("{password}\n"))).await;
+        let weak = authd_cli(&db, &["user", "add", "uma"], Some(&format!("{password}\n"))).await;
         assert!(!weak.ok, "{password:?}");
         assert!(weak.stderr.contains(says), "{password:?}: {}", weak.stderr);
         assert!(
@@ -93,7 +52,7 @@ async fn user_commands_manage_users_on_the_shared_database(b: Backend) {
         assert!(password == "password" || !weak.stderr.contains(password));
     }
     // Its settings are the server's; below NIST's floor the command refuses to run.
-    let low = authd_with(
+    let low = authd_cli_with(
         &db,
         &["user", "add", "uma"],
         Some(&format!("{PASSWORD}\n")),
@@ -106,7 +65,7 @@ async fn user_commands_manage_users_on_the_shared_database(b: Backend) {
         "{}",
         low.stderr
     );
-    let long = authd_with(
+    let long = authd_cli_with(
         &db,
         &["user", "add", "uma"],
         Some(&format!("{PASSWORD}\n")),
@@ -119,7 +78,7 @@ async fn user_commands_manage_users_on_the_shared_database(b: Backend) {
         "{}",
         long.stderr
     );
-    let list = authd(&db, &["user", "list"], None).await;
+    let list = authd_cli(&db, &["user", "list"], None).await;
     assert!(!list.stdout.contains("uma"), "{}", list.stdout);
 
     let mut s = settings(&db);
@@ -128,7 +87,7 @@ async fn user_commands_manage_users_on_the_shared_database(b: Backend) {
     let phone = app.issue("tina", PASSWORD).await.unwrap();
     let laptop = app.issue("tina", PASSWORD).await.unwrap();
 
-    let list = authd(&db, &["user", "list"], None).await;
+    let list = authd_cli(&db, &["user", "list"], None).await;
     assert!(list.ok, "{}", list.stderr);
     assert!(
         list.stdout.contains("Tina") && list.stdout.contains(&id),
@@ -137,7 +96,7 @@ async fn user_commands_manage_users_on_the_shared_database(b: Backend) {
     );
     assert!(list.stdout.contains("enabled"));
 
-    let revoke = authd(&db, &["user", "revoke-sessions", "TINA"], None).await;
+    let revoke = authd_cli(&db, &["user", "revoke-sessions", "TINA"], None).await;
     assert!(revoke.ok, "{}", revoke.stderr);
     assert!(
         revoke.stdout.contains("revoked 2 session"),
@@ -156,20 +115,20 @@ async fn user_commands_manage_users_on_the_shared_database(b: Backend) {
     })
     .await;
 
-    let disable = authd(&db, &["user", "disable", "tina"], None).await;
+    let disable = authd_cli(&db, &["user", "disable", "tina"], None).await;
     assert!(disable.ok, "{}", disable.stderr);
     assert_refused(
         app.issue("tina", PASSWORD).await,
         Code::Unauthenticated,
         "USER_DISABLED",
     );
-    let list = authd(&db, &["user", "list"], None).await;
+    let list = authd_cli(&db, &["user", "list"], None).await;
     assert!(list.stdout.contains("disabled"), "{}", list.stdout);
-    let enable = authd(&db, &["user", "enable", "tina"], None).await;
+    let enable = authd_cli(&db, &["user", "enable", "tina"], None).await;
     assert!(enable.ok, "{}", enable.stderr);
     app.issue("tina", PASSWORD).await.unwrap();
 
-    let missing = authd(&db, &["user", "disable", "nobody"], None).await;
+    let missing = authd_cli(&db, &["user", "disable", "nobody"], None).await;
     assert!(!missing.ok);
     assert!(
         missing.stderr.contains("no user named"),

@@ -248,6 +248,21 @@ pub fn reason(s: &Status) -> String {
         .unwrap_or_default()
 }
 
+/// Both tokens of `pair` died with their session: the refresh token is refused with
+/// `SESSION_REVOKED`, the access token with `TOKEN_REVOKED`.
+pub async fn assert_session_ended(app: &TestApp, pair: &TokenPair) {
+    assert_refused(
+        app.refresh(&pair.refresh_token).await,
+        Code::Unauthenticated,
+        "SESSION_REVOKED",
+    );
+    assert_refused(
+        app.validate(&pair.access_token, "").await,
+        Code::Unauthenticated,
+        "TOKEN_REVOKED",
+    );
+}
+
 /// Assert a refusal's code and ErrorInfo reason.
 #[track_caller]
 pub fn assert_refused<T: std::fmt::Debug>(r: Result<T, Status>, code: Code, why: &str) -> Status {
@@ -547,10 +562,21 @@ pub struct CliOut {
 /// `authd ARGS` on `db`, as an operator runs it: only the test's environment (a
 /// developer's AUTHD_* variables must not change it), cheap argon2, `stdin` piped in.
 pub async fn authd_cli(db: &TestDb, args: &[&str], stdin: Option<&str>) -> CliOut {
+    authd_cli_with(db, args, stdin, &[]).await
+}
+
+/// As `authd_cli`, with `env` set as well.
+pub async fn authd_cli_with(
+    db: &TestDb,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> CliOut {
     use tokio::io::AsyncWriteExt;
     let mut child = tokio::process::Command::new(AUTHD_BIN)
         .args(args)
         .env_clear()
+        .envs(env.iter().copied())
         .env("AUTHD_DATABASE_URL", &db.url)
         .env("AUTHD_ARGON2_M_KIB", "256")
         .env("AUTHD_ARGON2_T", "1")
