@@ -3,14 +3,17 @@
 # fresh database migrated by authd: the floor for authd-load's Refresh row on PostgreSQL.
 #   bash benches/refresh-floor.sh            # needs PostgreSQL on 127.0.0.1:5432, pgbench
 #   CLIENTS=16 SECONDS_=10 bash benches/refresh-floor.sh
+#   AUTHD_BIN=/path/to/authd bash ...      # the binary that migrates (default target/release/authd)
+# authd-load's refresh row on PostgreSQL runs it itself, before and after the row.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLIENTS="${CLIENTS:-16}"
 SECONDS_="${SECONDS_:-10}"
+AUTHD_BIN="${AUTHD_BIN:-target/release/authd}"
 db="authd_pgbench_$$"
 psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE $db"
 trap 'psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"' EXIT
-AUTHD_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" target/release/authd migrate >/dev/null
+AUTHD_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" "$AUTHD_BIN" migrate >/dev/null
 # One user, session and first refresh token (c<client>-0) per pgbench client.
 psql -h 127.0.0.1 -U postgres -d "$db" -q <<SQL
 INSERT INTO users (id, username, username_key, password_hash, created_at, disabled, key_version, roles)

@@ -8,6 +8,7 @@ mod driver;
 mod floor;
 mod h2load;
 mod lookup;
+mod pgbench;
 mod report;
 mod scenarios;
 
@@ -195,6 +196,10 @@ async fn run(args: Args) -> Result<()> {
         storm_rate: args.storm_rate,
         cancel_after: args.cancel_after,
         rounds: usize::from(args.rounds),
+        refresh_floor: pgbench::RefreshFloor::available(
+            args.database_url.as_deref(),
+            &args.authd_bin,
+        ),
     };
     let work = tempfile::tempdir().context("cannot make a temporary directory")?;
     let say = |line: &str| {

@@ -73,6 +73,8 @@ pub struct Settings {
     pub cancel_after: Duration,
     /// Alternating slices of a paired measurement.
     pub rounds: usize,
+    /// pgbench's one-statement refresh, the refresh row's floor (PostgreSQL only).
+    pub refresh_floor: Option<crate::pgbench::RefreshFloor>,
 }
 
 /// The accounts and the token every authd scenario starts from.
@@ -221,6 +223,12 @@ impl Runner<'_> {
                 // A chain's next call needs its previous answer: always one worker per
                 // chain, closed loop, whatever --rate says.
                 let chains = self.fixture.sessions(authd, s.chains).await?;
+                // On PostgreSQL, pgbench running the same statement right before and
+                // right after the row: its floor is the mean, so drift falls on both.
+                let before = match &s.refresh_floor {
+                    Some(f) => Some(f.run(s.chains, s.window.duration).await?),
+                    None => None,
+                };
                 let outcome = self
                     .measure(
                         authd,
@@ -229,8 +237,18 @@ impl Runner<'_> {
                         Mode::Closed { workers: s.chains },
                     )
                     .await?;
+                let compare = match (&s.refresh_floor, before) {
+                    (Some(f), Some(before)) => {
+                        let after = f.run(s.chains, s.window.duration).await?;
+                        Compare::Paired {
+                            to: "pgbench".into(),
+                            calls_per_sec: (before + after) / 2.0,
+                        }
+                    }
+                    _ => Compare::None,
+                };
                 let load = format!("closed {} chains", s.chains);
-                vec![Row::new("refresh", load, &outcome, Compare::None)]
+                vec![Row::new("refresh", load, &outcome, compare)]
             }
             Scenario::IssueOk | Scenario::IssueWrong => {
                 let right = scenario == Scenario::IssueOk;
