@@ -33,17 +33,14 @@ const POLL: Duration = Duration::from_millis(100);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_logs_in_greets_and_logs_out_over_grpc_web() {
-    let Some(dist) = browser_prerequisites() else {
+    let Some((_page, origin, db, app)) = stage(|s| {
+        // Ed25519 keys from the database: downstream verifies with authd's JWKS.
+        s.jwt_secret = None;
+    })
+    .await
+    else {
         return;
     };
-    let page = StaticSite::serve(&dist).await;
-    let origin = format!("http://127.0.0.1:{}", page.addr.port());
-    let db = TestDb::new(Backend::Sqlite).await.unwrap();
-    let mut s = settings(&db);
-    // Ed25519 keys from the database: downstream verifies with authd's JWKS.
-    s.jwt_secret = None;
-    s.cors_allowed_origins = vec![origin.clone()];
-    let app = spawn(s).await;
     let authd_url = format!("http://{}", app.addr);
     let mut config = downstream::Config::with_authd(&authd_url);
     config.cors_allowed_origins = vec![origin.clone()];
@@ -101,17 +98,14 @@ async fn page_logs_in_greets_and_logs_out_over_grpc_web() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_refreshes_the_pair_before_the_access_token_expires() {
-    let Some(dist) = browser_prerequisites() else {
+    let Some((_page, origin, db, app)) = stage(|s| {
+        // The page refreshes at 80% of this: after 1.6 s.
+        s.access_ttl = Duration::from_secs(2);
+    })
+    .await
+    else {
         return;
     };
-    let page = StaticSite::serve(&dist).await;
-    let origin = format!("http://127.0.0.1:{}", page.addr.port());
-    let db = TestDb::new(Backend::Sqlite).await.unwrap();
-    let mut s = settings(&db);
-    // The page refreshes at 80% of this: after 1.6 s.
-    s.access_ttl = Duration::from_secs(2);
-    s.cors_allowed_origins = vec![origin.clone()];
-    let app = spawn(s).await;
     let url = format!("{origin}/?authd=http://{}", app.addr);
 
     let browser = Browser::start().await;
@@ -145,16 +139,10 @@ async fn page_refreshes_the_pair_before_the_access_token_expires() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_from_another_origin_is_stopped_by_cors() {
-    let Some(dist) = browser_prerequisites() else {
+    let Some((page, _allowed, db, app)) = stage(|_| {}).await else {
         return;
     };
-    let page = StaticSite::serve(&dist).await;
     // The same files, but `localhost` is another origin than the allowed `127.0.0.1`.
-    let allowed = format!("http://127.0.0.1:{}", page.addr.port());
-    let db = TestDb::new(Backend::Sqlite).await.unwrap();
-    let mut s = settings(&db);
-    s.cors_allowed_origins = vec![allowed];
-    let app = spawn(s).await;
     let url = format!(
         "http://localhost:{}/?authd=http://{}&downstream=http://127.0.0.1:9",
         page.addr.port(),
@@ -190,6 +178,23 @@ async fn page_from_another_origin_is_stopped_by_cors() {
     app.register("mallory", PASSWORD).await.unwrap();
     app.stop().await;
     browser.stop().await;
+}
+
+/// The page served from `http://127.0.0.1:<port>` (its origin, returned) and authd on
+/// SQLite allowing that origin, with `tweak` applied to its settings; `None` when the
+/// browser tests cannot run here (see `browser_prerequisites`).
+async fn stage(
+    tweak: impl FnOnce(&mut authd::config::ServeArgs),
+) -> Option<(StaticSite, String, TestDb, TestApp)> {
+    let dist = browser_prerequisites()?;
+    let page = StaticSite::serve(&dist).await;
+    let origin = format!("http://127.0.0.1:{}", page.addr.port());
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let mut s = settings(&db);
+    s.cors_allowed_origins = vec![origin.clone()];
+    tweak(&mut s);
+    let app = spawn(s).await;
+    Some((page, origin, db, app))
 }
 
 /// examples/web's build output, once the page is built and Chromium and ChromeDriver are
